@@ -1,0 +1,44 @@
+# Two entry points (see README): `make demo` and `make test`. Both create
+# .venv with the exact versions of requirements/lock.txt on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+# The layer suite runs on every Keras backend; the rest needs TensorFlow.
+BACKEND_SUITE := tests/layers tests/test_docstrings.py
+
+.PHONY: setup demo test test-all test-backends lock clean
+
+$(STAMP): requirements/lock.txt setup.cfg pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements/lock.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/keras-eca demo
+
+test: setup
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow"
+	$(MAKE) --no-print-directory test-backends
+
+test-backends: setup
+	KERAS_BACKEND=jax $(PYTEST) -m "not slow" $(BACKEND_SUITE)
+	KERAS_BACKEND=torch $(PYTEST) -m "not slow" $(BACKEND_SUITE)
+
+test-all: setup
+	KERAS_BACKEND=tensorflow $(PYTEST)
+	KERAS_BACKEND=jax $(PYTEST) $(BACKEND_SUITE)
+	KERAS_BACKEND=torch $(PYTEST) $(BACKEND_SUITE)
+
+lock: setup
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v "^pip==" | sed 's/+cpu$$//' > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

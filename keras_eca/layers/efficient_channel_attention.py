@@ -1,0 +1,221 @@
+"""ECA: efficient channel attention (Wang et al., CVPR 2020), and ECA-NS."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_eca.layers.base import ChannelGate
+from keras_eca.layers.base import torch_default_uniform
+from keras_eca.layers.registry import register_attention
+
+PADDINGS = ("zeros", "circular")
+
+
+def adaptive_kernel_size(channels, gamma=2, beta=1, min_kernel_size=1):
+    """The paper's adaptive kernel size `k = psi(C)` (Eq. 12, Figure 3 code).
+
+    `t = int(|(log2(C) + beta) / gamma|)`, then `k = t` if `t` is odd, else
+    `t + 1`, then at least `min_kernel_size` (timm uses 3; the paper none).
+
+    Example:
+
+    >>> [keras_eca.layers.adaptive_kernel_size(c) for c in (64, 128, 2048)]
+    [3, 5, 7]
+    """
+    _check_positive_int("channels", channels)
+    t = int(abs((math.log2(channels) + beta) / gamma))
+    k = t if t % 2 else t + 1
+    return max(k, min_kernel_size)
+
+
+def _check_positive_int(arg_name, value, odd=False):
+    ok = (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value > 0
+        and (value % 2 == 1 or not odd)
+    )
+    if not ok:
+        kind = "a positive odd integer" if odd else "a positive integer"
+        raise ValueError(
+            f"`{arg_name}` must be {kind}. Received: {arg_name}={value!r}"
+        )
+
+
+def channel_windows(pooled, kernel_size, padding):
+    """The `kernel_size` shifted copies of `pooled` (batch, C) a 1D conv of
+    that size sees along the channel axis, each of shape (batch, C).
+
+    Summing `w[j] * window[j]` is the cross-correlation PyTorch's `Conv1d`
+    computes; for the tiny k of ECA this beats a generic conv call.
+    """
+    channels = pooled.shape[-1]
+    pad = (kernel_size - 1) // 2
+    if pad == 0:
+        return [pooled]
+    if padding == "zeros":
+        padded = ops.pad(pooled, ((0, 0), (pad, pad)))
+    else:
+        # Wrap around; tile first when the kernel is wider than the channels.
+        copies = 2 * (-(-pad // channels)) + 1
+        tiled = ops.concatenate([pooled] * copies, axis=-1)
+        start = (copies // 2) * channels - pad
+        padded = tiled[:, start : start + channels + 2 * pad]
+    return [padded[:, j : j + channels] for j in range(kernel_size)]
+
+
+@register_attention("ceca", padding="circular")
+@register_attention("eca")
+class EfficientChannelAttention(ChannelGate):
+    """Efficient Channel Attention (ECA).
+
+    Global average pooling, a 1D convolution of size `k` across the channel
+    axis (one shared kernel, no bias, so `k` parameters), a sigmoid, and a
+    channel-wise rescale of the input. With `kernel_size=None`, `k` follows
+    the paper's adaptive rule from the channel count (see
+    `keras_eca.layers.adaptive_kernel_size`). With `padding="circular"` the
+    channel axis wraps around (timm's `CecaModule`, registered as `"ceca"`).
+
+    Args:
+        kernel_size: int or `None`. Positive odd size of the convolution
+            across channels. `None` derives it from the channel count with
+            `gamma` and `beta`. Defaults to `None`.
+        gamma: float. `gamma` of the adaptive rule, > 0. Defaults to `2`.
+        beta: float. `b` of the adaptive rule. Defaults to `1`.
+        min_kernel_size: int. Lower bound of the adaptive size; timm uses 3,
+            the paper none. Defaults to `1`.
+        padding: `"zeros"` (the paper) or `"circular"`. Defaults to
+            `"zeros"`.
+        kernel_initializer: initializer of the kernel. `None` uses PyTorch's
+            default `U(-1/sqrt(k), 1/sqrt(k))`, as the official code.
+            Defaults to `None`.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: feature map of rank 3, 4 or 5 (1D, 2D or 3D).
+
+    Input shape / Output shape:
+        Same shape as the input.
+
+    Example:
+
+    >>> x = np.random.rand(2, 8, 8, 256).astype("float32")
+    >>> layer = keras_eca.layers.EfficientChannelAttention()
+    >>> tuple(layer(x).shape)
+    (2, 8, 8, 256)
+    >>> tuple(layer.kernel.shape)  # adaptive: psi(256) = 5
+    (5,)
+
+    Reference:
+    - [Wang et al., 2020](https://arxiv.org/abs/1910.03151)
+    """
+
+    def __init__(
+        self,
+        kernel_size=None,
+        gamma=2,
+        beta=1,
+        min_kernel_size=1,
+        padding="zeros",
+        kernel_initializer=None,
+        data_format=None,
+        **kwargs,
+    ):
+        if kernel_size is not None:
+            _check_positive_int("kernel_size", kernel_size, odd=True)
+        if not isinstance(gamma, (int, float)) or gamma <= 0:
+            raise ValueError(
+                f"`gamma` must be a number > 0. Received: gamma={gamma!r}"
+            )
+        if not isinstance(beta, (int, float)):
+            raise ValueError(f"`beta` must be a number. Received: beta={beta!r}")
+        _check_positive_int("min_kernel_size", min_kernel_size)
+        if padding not in PADDINGS:
+            raise ValueError(
+                f"`padding` must be one of {PADDINGS}. "
+                f"Received: padding={padding!r}"
+            )
+        super().__init__(data_format=data_format, **kwargs)
+        self.kernel_size = kernel_size
+        self.gamma = gamma
+        self.beta = beta
+        self.min_kernel_size = min_kernel_size
+        self.padding = padding
+        self.kernel_initializer = (
+            None
+            if kernel_initializer is None
+            else keras.initializers.get(kernel_initializer)
+        )
+
+    def resolve_kernel_size(self, channels):
+        """The kernel size this layer uses for `channels` input channels."""
+        if self.kernel_size is not None:
+            return self.kernel_size
+        return adaptive_kernel_size(
+            channels, self.gamma, self.beta, self.min_kernel_size
+        )
+
+    def kernel_shape(self, kernel_size, channels):
+        return (kernel_size,)
+
+    def build_attention(self, channels):
+        k = self.resolve_kernel_size(channels)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self.kernel_shape(k, channels),
+            initializer=self.kernel_initializer or torch_default_uniform(k),
+            autocast=False,
+        )
+
+    def excite(self, pooled):
+        k = self.kernel.shape[0]
+        windows = channel_windows(pooled, k, self.padding)
+        # kernel[j] is a scalar (ECA) or a (C,) vector (ECA-NS).
+        out = windows[0] * self.kernel[0]
+        for j in range(1, k):
+            out = out + windows[j] * self.kernel[j]
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            gamma=self.gamma,
+            beta=self.beta,
+            min_kernel_size=self.min_kernel_size,
+            padding=self.padding,
+            kernel_initializer=(
+                None
+                if self.kernel_initializer is None
+                else keras.initializers.serialize(self.kernel_initializer)
+            ),
+        )
+        return config
+
+
+@register_attention("eca_ns")
+class EfficientChannelAttentionNS(EfficientChannelAttention):
+    """ECA without weight sharing (the paper's ECA-NS, Eq. 7).
+
+    Like `EfficientChannelAttention`, but every channel has its own `k`
+    weights over its `k` neighbours (a band matrix), so `k * C` parameters.
+    Its kernel has shape `(k, C)`; the official checkpoint's `[C, 1, k]`
+    weight maps to it by a transpose. Takes the same arguments as
+    `EfficientChannelAttention`.
+
+    Example:
+
+    >>> x = np.random.rand(2, 8, 8, 64).astype("float32")
+    >>> layer = keras_eca.layers.EfficientChannelAttentionNS(kernel_size=3)
+    >>> tuple(layer(x).shape), tuple(layer.kernel.shape)
+    ((2, 8, 8, 64), (3, 64))
+
+    Reference:
+    - [Wang et al., 2020](https://arxiv.org/abs/1910.03151), Table 2
+    """
+
+    def kernel_shape(self, kernel_size, channels):
+        return (kernel_size, channels)
