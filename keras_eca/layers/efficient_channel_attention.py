@@ -43,6 +43,10 @@ def _check_positive_int(arg_name, value, odd=False):
         )
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def channel_windows(pooled, kernel_size, padding):
     """The `kernel_size` shifted copies of `pooled` (batch, C) a 1D conv of
     that size sees along the channel axis, each of shape (batch, C).
@@ -126,11 +130,11 @@ class EfficientChannelAttention(ChannelGate):
     ):
         if kernel_size is not None:
             _check_positive_int("kernel_size", kernel_size, odd=True)
-        if not isinstance(gamma, (int, float)) or gamma <= 0:
+        if not _is_number(gamma) or gamma <= 0:
             raise ValueError(
                 f"`gamma` must be a number > 0. Received: gamma={gamma!r}"
             )
-        if not isinstance(beta, (int, float)):
+        if not _is_number(beta):
             raise ValueError(f"`beta` must be a number. Received: beta={beta!r}")
         _check_positive_int("min_kernel_size", min_kernel_size)
         if padding not in PADDINGS:

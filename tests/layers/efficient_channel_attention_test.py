@@ -39,7 +39,7 @@ def test_bad_kernel_size(kernel_size):
         layers.EfficientChannelAttention(kernel_size=kernel_size)
 
 
-@pytest.mark.parametrize("gamma", [0, -1, "2"])
+@pytest.mark.parametrize("gamma", [0, -1, "2", True])
 def test_bad_gamma(gamma):
     with pytest.raises(ValueError, match=f"gamma={gamma!r}"):
         layers.EfficientChannelAttention(gamma=gamma)
