@@ -1,0 +1,397 @@
+"""Readers for the two PyTorch serialization formats, without torch.
+
+Zip format (`torch.save` default since torch 1.6): a zip archive (stored,
+not compressed) whose members share one top folder `<prefix>/`:
+`data.pkl` (the pickled object), `data/<key>` (the raw bytes of each
+storage), `byteorder` (`little` or `big`; absent in early files, meaning
+little) and `version`. Persistent ids in `data.pkl` are
+`("storage", storage_type, key, location, numel)`.
+
+Legacy format (torch < 1.6, or `_use_new_zipfile_serialization=False`):
+five consecutive pickles -- the magic number `0x1950a86a20f9469cfc6c`, the
+protocol version 1001, a `sys_info` dict (`little_endian`, type sizes), the
+object, and the sorted list of storage keys -- followed, for each key in
+that order, by the element count (8 bytes) and the storage's raw bytes.
+Persistent ids are `("storage", storage_type, root_key, location, numel,
+view_metadata)`; `view_metadata`, when not `None`, is `(view_key, offset,
+numel)` of a storage slice (torch < 1.0).
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+from keras_eca.checkpoints import unpickler
+from keras_eca.checkpoints.errors import UnsafeCheckpointError
+
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL_VERSION = 1001
+
+
+class _BoundedReader:
+    """File wrapper whose reads never ask for more than what is left.
+
+    The unpickler then never allocates a buffer for a length that a
+    corrupt pickle merely claims, and stops exactly after each pickle.
+    """
+
+    def __init__(self, file, size):
+        self._file = file
+        self._size = size
+
+    def read(self, n=-1):
+        left = max(self._size - self._file.tell(), 0)
+        return self._file.read(left if n is None or n < 0 else min(n, left))
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readline(self, limit=-1):
+        return self._file.readline(limit)
+
+
+class _StorageTable:
+    """Turns persistent ids into `unpickler.Storage` objects."""
+
+    def __init__(self, read):
+        self._read = read
+        self.roots = {}
+        self._views = {}
+
+    def persistent_load(self, pid):
+        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
+            raise ValueError(
+                f"unsupported persistent id {pid!r:.80} (only tensor "
+                "storages are supported, not pickled modules)"
+            )
+        if len(pid) == 5:
+            _, storage_type, key, _location, numel = pid
+            view = None
+        elif len(pid) == 6:
+            _, storage_type, key, _location, numel, view = pid
+        else:
+            raise ValueError(f"malformed storage persistent id {pid!r:.80}")
+        if not isinstance(storage_type, unpickler.StorageType):
+            raise ValueError(
+                f"storage {key!r:.40} has no typed storage class, got "
+                f"{storage_type!r:.40}"
+            )
+        if not isinstance(key, str):
+            raise ValueError(f"storage keys must be strings, got {key!r:.40}")
+        numel = unpickler.check_int(numel, f"numel of storage {key!r}")
+        root = self.roots.get(key)
+        if root is None:
+            root = unpickler.Storage(
+                key,
+                storage_type,
+                numel,
+                lambda: self._read(key, storage_type, numel),
+            )
+            self.roots[key] = root
+        elif root.storage_type is not storage_type or root.numel != numel:
+            raise ValueError(
+                f"storage {key!r} is declared twice, as {root.numel} x "
+                f"{root.storage_type!r} and as {numel} x {storage_type!r}"
+            )
+        if view is None:
+            return root
+        return self._view(root, view)
+
+    def _view(self, root, view):
+        if not isinstance(view, tuple) or len(view) != 3:
+            raise ValueError(f"malformed storage view {view!r:.80}")
+        view_key, offset, numel = view
+        unpickler.check_int(offset, "storage view offset")
+        unpickler.check_int(numel, "storage view size")
+        if offset + numel > root.numel:
+            raise ValueError(
+                f"storage view {view_key!r:.40} [{offset}:{offset + numel}] "
+                f"is outside storage {root.key!r} ({root.numel} elements)"
+            )
+        if view_key not in self._views:
+            self._views[view_key] = unpickler.Storage(
+                f"{root.key}[{offset}:{offset + numel}]",
+                root.storage_type,
+                numel,
+                lambda: root.array()[offset : offset + numel],
+            )
+        return self._views[view_key]
+
+
+def _to_array(data, storage_type, byteorder):
+    raw = storage_type.raw_dtype.newbyteorder(
+        "<" if byteorder == "little" else ">"
+    )
+    array = np.frombuffer(data, dtype=raw)
+    if not raw.isnative:
+        array = array.astype(raw.newbyteorder("="))
+    return array
+
+
+class TorchZipCheckpoint:
+    """Reads a zip-format `torch.save` file (see the module docstring).
+
+    Use as a context manager; tensors are read while it is open.
+
+    Args:
+        path: the file.
+
+    Raises:
+        ValueError: if the archive is corrupt or not a torch checkpoint.
+    """
+
+    def __init__(self, path):
+        self._path = path
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise ValueError(
+                f"Cannot read {path!r}: it starts like a zip archive "
+                f"(zip-format torch checkpoint) but is corrupt: {error}."
+            ) from error
+        try:
+            self._prefix = self._find_prefix()
+            self._byteorder = self._read_byteorder()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _find_prefix(self):
+        names = self._zip.namelist()
+        prefixes = sorted(
+            name[: -len("data.pkl")]
+            for name in names
+            if name.endswith("/data.pkl") and name.count("/") == 1
+        )
+        if not prefixes:
+            raise ValueError(
+                f"Cannot read {self._path!r}: the zip archive has no "
+                "'<prefix>/data.pkl' record, so it is not a torch checkpoint "
+                f"or it is truncated. Its members: {names[:10]}."
+            )
+        if len(prefixes) > 1:
+            raise ValueError(
+                f"Cannot read {self._path!r}: the zip archive has several "
+                f"data.pkl records: {prefixes}."
+            )
+        (prefix,) = prefixes
+        if f"{prefix}constants.pkl" in names or any(
+            name.startswith(f"{prefix}code/") for name in names
+        ):
+            raise ValueError(
+                f"Cannot read {self._path!r}: it is a TorchScript archive "
+                "(torch.jit.save), not a torch.save checkpoint. Save "
+                "`model.state_dict()` with torch.save instead."
+            )
+        return prefix
+
+    def _read_byteorder(self):
+        name = f"{self._prefix}byteorder"
+        if name not in self._zip.namelist():
+            return "little"
+        byteorder = self._read_member(name).decode("ascii", "replace").strip()
+        if byteorder not in ("little", "big"):
+            raise ValueError(
+                f"Cannot read {self._path!r}: record {name!r} should be "
+                f"'little' or 'big', got {byteorder!r:.40}."
+            )
+        return byteorder
+
+    def _read_member(self, name):
+        try:
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            raise ValueError(
+                f"Cannot read {self._path!r}: record {name!r} is corrupt or "
+                f"truncated: {error}."
+            ) from error
+
+    def _read_storage(self, key, storage_type, numel):
+        name = f"{self._prefix}data/{key}"
+        try:
+            info = self._zip.getinfo(name)
+        except KeyError:
+            raise ValueError(
+                f"Cannot read {self._path!r}: data.pkl refers to storage "
+                f"{key!r} but the archive has no record {name!r}."
+            ) from None
+        nbytes = numel * storage_type.itemsize
+        if info.file_size != nbytes:
+            raise ValueError(
+                f"Cannot read {self._path!r}: record {name!r} holds "
+                f"{info.file_size} bytes but data.pkl declares {numel} "
+                f"elements of {storage_type!r} ({nbytes} bytes); the file "
+                "is truncated or corrupt."
+            )
+        return _to_array(self._read_member(name), storage_type, self._byteorder)
+
+    def load(self):
+        """Unpickles `data.pkl`.
+
+        Returns:
+            The checkpoint object, with `unpickler.LazyTensor` tensors.
+
+        Raises:
+            UnsafeCheckpointError: if the pickle references a global
+                outside the allowlist.
+            ValueError: if the pickle is corrupt.
+        """
+        name = f"{self._prefix}data.pkl"
+        source = f"{self._path!r} (archive member {name!r})"
+        table = _StorageTable(self._read_storage)
+        with self._zip.open(name) as file:
+            reader = _BoundedReader(file, self._zip.getinfo(name).file_size)
+            return unpickler.unpickle(reader, source, table.persistent_load)
+
+    def close(self):
+        self._zip.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class TorchLegacyCheckpoint:
+    """Reads a legacy-format `torch.save` file (see the module docstring).
+
+    Use as a context manager; tensors are read while it is open.
+
+    Args:
+        path: the file.
+
+    Raises:
+        ValueError: if the file does not start with the legacy magic
+            number (not a torch checkpoint).
+    """
+
+    def __init__(self, path):
+        self._path = path
+        self._file = open(path, "rb")
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._reader = _BoundedReader(self._file, self._size)
+        self._offsets = {}
+        try:
+            self._read_header()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _read_header(self):
+        source = repr(self._path)
+        try:
+            magic = unpickler.unpickle(self._reader, source)
+        except UnsafeCheckpointError:
+            raise
+        except ValueError as error:
+            raise ValueError(
+                f"Cannot read {self._path!r}: it is neither a zip-format nor "
+                "a legacy torch checkpoint nor a safetensors file (it does "
+                "not start with a readable pickle)."
+            ) from error
+        if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
+            raise ValueError(
+                f"Cannot read {self._path!r}: it is neither a zip-format nor "
+                "a legacy torch checkpoint nor a safetensors file (it starts "
+                f"with a pickle of {type(magic).__name__}, not the legacy "
+                "torch magic number)."
+            )
+        version = unpickler.unpickle(self._reader, source)
+        if version != LEGACY_PROTOCOL_VERSION:
+            raise ValueError(
+                f"Cannot read {self._path!r}: unsupported legacy torch "
+                f"protocol version {version!r:.40} (expected "
+                f"{LEGACY_PROTOCOL_VERSION})."
+            )
+        sys_info = unpickler.unpickle(self._reader, source)
+        if not isinstance(sys_info, dict):
+            raise ValueError(
+                f"Cannot read {self._path!r}: the legacy sys_info record is "
+                f"a {type(sys_info).__name__}, not a dict."
+            )
+        little = sys_info.get("little_endian", True)
+        self._byteorder = "little" if little else "big"
+
+    def _scan_storages(self, table, keys):
+        source = repr(self._path)
+        if not isinstance(keys, list) or not all(
+            isinstance(k, str) for k in keys
+        ):
+            raise ValueError(
+                f"Cannot read {source}: the storage key record should be a "
+                f"list of strings, got {type(keys).__name__}."
+            )
+        position = self._file.tell()
+        for key in keys:
+            storage = table.roots.get(key)
+            if storage is None:
+                raise ValueError(
+                    f"Cannot read {source}: storage {key!r} is listed but no "
+                    "tensor uses it; the file is corrupt."
+                )
+            self._file.seek(position)
+            header = self._file.read(8)
+            if len(header) != 8:
+                raise ValueError(
+                    f"Cannot read {source}: the file ends at byte "
+                    f"{self._size} before the data of storage {key!r}; it is "
+                    "truncated."
+                )
+            numel = int.from_bytes(header, self._byteorder, signed=True)
+            if numel != storage.numel:
+                raise ValueError(
+                    f"Cannot read {source}: storage {key!r} holds {numel} "
+                    f"elements but the pickle declares {storage.numel}; the "
+                    "file is corrupt."
+                )
+            start = position + 8
+            position = start + numel * storage.storage_type.itemsize
+            if position > self._size:
+                raise ValueError(
+                    f"Cannot read {source}: storage {key!r} needs bytes "
+                    f"{start} to {position} but the file has {self._size}; "
+                    "it is truncated."
+                )
+            self._offsets[key] = start
+        missing = sorted(set(table.roots) - set(self._offsets))
+        if missing:
+            raise ValueError(
+                f"Cannot read {source}: the pickle uses storages {missing[:5]} "
+                "that the file does not contain; it is corrupt."
+            )
+
+    def _read_storage(self, key, storage_type, numel):
+        self._file.seek(self._offsets[key])
+        data = self._file.read(numel * storage_type.itemsize)
+        return _to_array(data, storage_type, self._byteorder)
+
+    def load(self):
+        """Unpickles the object and locates the storages after it.
+
+        Returns:
+            The checkpoint object, with `unpickler.LazyTensor` tensors.
+
+        Raises:
+            UnsafeCheckpointError: if the pickle references a global
+                outside the allowlist.
+            ValueError: if the file is corrupt or truncated.
+        """
+        source = repr(self._path)
+        table = _StorageTable(self._read_storage)
+        obj = unpickler.unpickle(self._reader, source, table.persistent_load)
+        keys = unpickler.unpickle(self._reader, source)
+        self._scan_storages(table, keys)
+        return obj
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
