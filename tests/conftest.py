@@ -15,8 +15,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _float32_policy():
-    """Every test starts and ends in float32, whatever a test sets."""
+def _reset_keras_config():
+    """Every test starts and ends in float32 and channels-last, whatever a
+    test sets."""
     keras.config.set_dtype_policy("float32")
+    keras.config.set_image_data_format("channels_last")
     yield
     keras.config.set_dtype_policy("float32")
+    keras.config.set_image_data_format("channels_last")

@@ -1,0 +1,831 @@
+"""The public builders: one thin wrapper around `build_model` per registry row.
+
+Every function takes the `keras.applications` arguments, plus the
+attention overrides of `keras_eca.applications.build_model`
+(`attention`, `attention_kwargs`, `kernel_sizes`).
+"""
+
+from keras_eca.applications.factory import build_model
+from keras_eca.applications.registry import MODELS
+
+_DOC = """Instantiates the {display_name} architecture (`"{architecture}"`).
+
+Source: {source}.
+
+Equivalent to `keras_eca.applications.build_model("{architecture}", ...)`;
+see there for the details of every argument. Images go through
+`keras_eca.applications.preprocess_input` first.
+
+Args:
+    include_top: bool. Whether to include the global average pooling and
+        the classifier. Defaults to `True`.
+    weights: `None` (random initialization); pretrained weights are not
+        available in this version. Defaults to `None`.
+    input_tensor: optional Keras tensor to use as the image input.
+    input_shape: optional shape tuple without the batch axis; height and
+        width of at least 32 (or `None`), any number of channels.
+    pooling: `None`, `"avg"` or `"max"`: pooling of the output when
+        `include_top=False`. Defaults to `None`.
+    classes: int. Number of classes of the classifier. Defaults to `1000`.
+    classifier_activation: activation of the classifier, or `None` for
+        logits. Defaults to `"softmax"`.
+    name: str. Name of the model. Defaults to `"{architecture}"`.
+    **kwargs: `attention`, `attention_kwargs` and `kernel_sizes`, as in
+        `keras_eca.applications.build_model`.
+
+Returns:
+    A `keras.Model`.
+
+Reference:
+- {reference}
+"""
+
+
+def _documented(architecture):
+    def decorator(builder):
+        builder.__doc__ = _DOC.format(
+            architecture=architecture, **MODELS[architecture]
+        )
+        return builder
+
+    return decorator
+
+
+@_documented("resnet18")
+def ResNet18(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "resnet18",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("resnet34")
+def ResNet34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "resnet34",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("resnet50")
+def ResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "resnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("resnet101")
+def ResNet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "resnet101",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("resnet152")
+def ResNet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "resnet152",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("eca_resnet18")
+def ECAResNet18(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "eca_resnet18",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("eca_resnet34")
+def ECAResNet34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "eca_resnet34",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("eca_resnet50")
+def ECAResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "eca_resnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("eca_resnet101")
+def ECAResNet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "eca_resnet101",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("eca_resnet152")
+def ECAResNet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "eca_resnet152",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("se_resnet18")
+def SEResNet18(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "se_resnet18",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("se_resnet34")
+def SEResNet34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "se_resnet34",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("se_resnet50")
+def SEResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "se_resnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("se_resnet101")
+def SEResNet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "se_resnet101",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("se_resnet152")
+def SEResNet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "se_resnet152",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("sa_resnet50")
+def SAResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "sa_resnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("sa_resnet101")
+def SAResNet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "sa_resnet101",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("sa_resnet152")
+def SAResNet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "sa_resnet152",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("mobilenet_v2")
+def MobileNetV2(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "mobilenet_v2",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("eca_mobilenet_v2")
+def ECAMobileNetV2(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "eca_mobilenet_v2",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("se_mobilenet_v2")
+def SEMobileNetV2(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "se_mobilenet_v2",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnet26t")
+def ECAResNet26T(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnet26t",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnet50d")
+def ECAResNet50D(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnet50d",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnet50t")
+def ECAResNet50T(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnet50t",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnetlight")
+def ECAResNetLight(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnetlight",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnet101d")
+def ECAResNet101D(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnet101d",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnet200d")
+def ECAResNet200D(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnet200d",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("ecaresnet269d")
+def ECAResNet269D(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "ecaresnet269d",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("seresnet50")
+def TimmSEResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "seresnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+@_documented("timm_resnet50")
+def TimmResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    **kwargs,
+):
+    return build_model(
+        "timm_resnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )

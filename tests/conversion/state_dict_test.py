@@ -1,0 +1,215 @@
+"""`load_state_dict`: strictness, error messages, layouts, conversions."""
+
+import numpy as np
+import pytest
+
+import keras
+from keras_eca import applications
+from keras_eca import conversion
+from keras_eca import layers
+from keras_eca.conversion import tensors
+from tests import reference_fixtures as fixture_utils
+
+
+@pytest.fixture(scope="module")
+def eca_resnet18_state_dict():
+    metadata = fixture_utils.load_metadata("official_eca_resnet18")
+    return fixture_utils.fixture_state_dict(metadata)
+
+
+def build(architecture="eca_resnet18", **kwargs):
+    kwargs.setdefault("input_shape", (32, 32, 3))
+    return applications.build_model(architecture, **kwargs)
+
+
+def weights_of(model):
+    return model.get_weights()
+
+
+def numpy(variable):
+    return variable.numpy()
+
+
+def test_loads_and_converts_layouts(eca_resnet18_state_dict):
+    model = build()
+    assert conversion.load_state_dict(model, eca_resnet18_state_dict) == (
+        "official"
+    )
+    sd = eca_resnet18_state_dict
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("conv1_conv").kernel),
+        sd["conv1.weight"].transpose(2, 3, 1, 0),
+    )
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("conv3_block1_0_conv").kernel),
+        sd["layer2.0.downsample.0.weight"].transpose(2, 3, 1, 0),
+    )
+    bn = model.get_layer("conv3_block1_0_bn")
+    np.testing.assert_array_equal(
+        numpy(bn.moving_variance), sd["layer2.0.downsample.1.running_var"]
+    )
+    np.testing.assert_array_equal(
+        numpy(bn.gamma), sd["layer2.0.downsample.1.weight"]
+    )
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("conv4_block2_attn").kernel),
+        sd["layer3.1.eca.conv.weight"].reshape(-1),
+    )
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("predictions").kernel), sd["fc.weight"].T
+    )
+
+
+def test_module_prefix_and_checkpoint_dict(eca_resnet18_state_dict):
+    reference = build()
+    conversion.load_state_dict(reference, eca_resnet18_state_dict)
+    checkpoint = {
+        "epoch": 100,
+        "arch": "eca_resnet18",
+        "state_dict": {
+            f"module.{k}": v for k, v in eca_resnet18_state_dict.items()
+        },
+    }
+    model = build()
+    conversion.load_state_dict(model, checkpoint, layout="official")
+    for a, b in zip(weights_of(model), weights_of(reference)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixed_precision_model(eca_resnet18_state_dict):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = build()
+    conversion.load_state_dict(model, eca_resnet18_state_dict)
+    kernel = model.get_layer("conv1_conv").kernel
+    assert kernel.dtype == "float32"
+    np.testing.assert_array_equal(
+        numpy(kernel),
+        eca_resnet18_state_dict["conv1.weight"].transpose(2, 3, 1, 0),
+    )
+
+
+def test_every_problem_in_one_error_and_nothing_assigned(
+    eca_resnet18_state_dict,
+):
+    model = build(classes=10)
+    before = weights_of(model)
+    sd = dict(eca_resnet18_state_dict)
+    del sd["layer1.0.bn1.running_mean"]
+    sd["layer1.0.extra.weight"] = np.zeros(3, "float32")
+    with pytest.raises(ValueError) as info:
+        conversion.load_state_dict(model, sd)
+    message = str(info.value)
+    assert "Missing tensors (1): ['layer1.0.bn1.running_mean']" in message
+    assert "Unexpected tensors (1): ['layer1.0.extra.weight']" in message
+    assert (
+        "fc.weight has shape (1000, 512) but the model's predictions "
+        "expects (10, 512)" in message
+    )
+    assert "fc.bias has shape (1000,)" in message
+    for a, b in zip(weights_of(model), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eca_kernel_size_mismatch_names_the_fix(eca_resnet18_state_dict):
+    # The official code default, instead of the checkpoint's k3577.
+    model = build(kernel_sizes=(3, 3, 3, 3))
+    with pytest.raises(ValueError) as info:
+        conversion.load_state_dict(model, eca_resnet18_state_dict)
+    message = str(info.value)
+    assert (
+        "layer2.0.eca.conv.weight has kernel size 5 but the model's "
+        "conv3_block1_attn has 3" in message
+    )
+    assert "layer4.1.eca.conv.weight has kernel size 7" in message
+    assert "pass kernel_sizes=[3, 5, 7, 7]" in message
+    assert "layer1.0.eca" not in message  # stage 1 matches
+
+
+def test_wrong_layout_and_wrong_model(eca_resnet18_state_dict):
+    with pytest.raises(ValueError) as info:
+        conversion.load_state_dict(
+            build(), eca_resnet18_state_dict, layout="timm"
+        )
+    assert "layer1.0.se.conv.weight" in str(info.value)
+    assert "layer1.0.eca.conv.weight" in str(info.value)
+    with pytest.raises(ValueError, match="Missing tensors"):
+        conversion.load_state_dict(build("resnet34"), eca_resnet18_state_dict)
+    no_top = build(include_top=False)
+    with pytest.raises(ValueError, match=r"Unexpected tensors \(2\)"):
+        conversion.load_state_dict(no_top, eca_resnet18_state_dict)
+    without_fc = {
+        k: v for k, v in eca_resnet18_state_dict.items() if "fc." not in k
+    }
+    conversion.load_state_dict(no_top, without_fc)
+
+
+def test_bad_arguments(eca_resnet18_state_dict):
+    with pytest.raises(ValueError, match="Received: layout='tf'"):
+        conversion.load_state_dict(build(), {}, layout="tf")
+    with pytest.raises(ValueError, match="must be a mapping"):
+        conversion.load_state_dict(build(), [1, 2])
+    with pytest.raises(ValueError, match="timm's MobileNetV2"):
+        conversion.load_state_dict(build("mobilenet_v2"), {}, layout="timm")
+    inputs = keras.Input((8, 8, 3))
+    other = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    with pytest.raises(ValueError, match="not a keras_eca.applications"):
+        conversion.load_state_dict(other, eca_resnet18_state_dict)
+    model = build("resnet18", attention="se_var3", include_top=False)
+    with pytest.raises(ValueError, match="no PyTorch counterpart"):
+        conversion.load_state_dict(model, eca_resnet18_state_dict)
+
+
+def test_detect_layout():
+    assert conversion.detect_layout({"conv1.0.weight": 0}) == "timm"
+    assert conversion.detect_layout(
+        {"module.layer1.0.downsample.2.weight": 0}
+    ) == "timm"
+    assert conversion.detect_layout({"layer1.0.sa.cweight": 0}) == "official"
+    assert conversion.detect_layout({"features.0.0.weight": 0}) == "official"
+
+
+def test_eca_ns_conversion_matches_the_official_module():
+    """ECA-NS: conv weight [C, 1, k] of a grouped Conv1d over unfolded
+    channels (official models/eca_ns.py) -> Keras kernel (k, C)."""
+    channels, k = 8, 3
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((channels, 1, k)).astype("float32")
+    x = rng.standard_normal((2, 4, 4, channels)).astype("float32")
+    layer = layers.EfficientChannelAttentionNS(kernel_size=k)
+    layer.build(x.shape)
+    (entry,) = tensors.layer_tensors(layer, "eca")
+    assert entry.key == "eca.conv.weight"
+    assert entry.torch_shape == (channels, 1, k)
+    layer.kernel.assign(entry.convert(weight))
+
+    pooled = np.pad(x.mean(axis=(1, 2)), ((0, 0), (1, 1)))
+    logits = np.stack(
+        [
+            (pooled[:, c : c + k] * weight[c, 0]).sum(axis=1)
+            for c in range(channels)
+        ],
+        axis=1,
+    )
+    expected = x / (1 + np.exp(-logits))[:, None, None, :]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_se_and_sa_conversions():
+    se = layers.SqueezeExcitation(reduction_ratio=4)
+    se.build((None, 4, 4, 16))
+    entries = {e.key: e for e in tensors.layer_tensors(se, "se")}
+    assert entries["se.fc1.weight"].torch_shape == (4, 16, 1, 1)
+    assert entries["se.fc2.weight"].torch_shape == (16, 4, 1, 1)
+    fc1 = np.arange(64, dtype="float32").reshape(4, 16, 1, 1)
+    np.testing.assert_array_equal(
+        entries["se.fc1.weight"].convert(fc1), fc1[:, :, 0, 0].T
+    )
+    sa = layers.ShuffleAttention(groups=4)
+    sa.build((None, 4, 4, 32))
+    entries = {e.key: e for e in tensors.layer_tensors(sa, "sa")}
+    names = ("cweight", "cbias", "sweight", "sbias", "gn.weight", "gn.bias")
+    assert sorted(entries) == sorted(f"sa.{n}" for n in names)
+    assert entries["sa.cweight"].torch_shape == (1, 4, 1, 1)
+    assert entries["sa.gn.bias"].torch_shape == (4,)
