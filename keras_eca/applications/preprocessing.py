@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from keras_eca.applications.imagenet_classes import IMAGENET_CLASSES
+from keras_eca.layers.base import standardize_data_format
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,13 +44,7 @@ def preprocess_input(x, data_format=None):
     >>> np.round(y[0, 0, 0], 4)
     array([2.2489, 2.4286, 2.64  ], dtype=float32)
     """
-    if data_format is None:
-        data_format = keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first'. "
-            f"Received: data_format={data_format!r}"
-        )
+    data_format = standardize_data_format(data_format)
     is_tensor = ops.is_tensor(x) or keras.backend.is_keras_tensor(x)
     if not is_tensor:
         x = np.asarray(x)
