@@ -47,6 +47,153 @@ def _summary(args):
     print(complexity.format_summary(rows, image_size=args.image_size))
 
 
+def _list_weights(args):
+    from keras_eca.applications import weights
+
+    keys = weights.list_weights(args.pattern)
+    if not keys:
+        raise SystemExit(
+            f"keras-eca list-weights: no weights match {args.pattern!r}; see "
+            "`keras-eca list-weights`."
+        )
+    hashed = {
+        "pinned": "sha256",
+        "hub": "hub sha256",
+        "unpublished": "unverified",
+        "manual": "manual",
+    }
+    hosts = {
+        "gdrive": "Google Drive",
+        "hub": "Hugging Face hub",
+        "url": "url",
+        "manual": "manual download",
+    }
+    rows = [("weights", "top-1", "size", "source", "hash", "license")]
+    for key in keys:
+        entry = weights.WEIGHTS[key]
+        size = entry["preprocessing"]["input_size"]
+        rows.append(
+            (
+                key,
+                f"{entry['top1']:.2f}",
+                str(size),
+                hosts.get(entry["host"], entry["host"]),
+                hashed[entry["hash_source"]],
+                entry["license"] or "none",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _trainable(model):
+    import math
+
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
+
+
+def _synthetic_image(size):
+    """A fixed RGB test image in [0, 255]: two gradients and a disc."""
+    import numpy as np
+
+    ramp = np.linspace(0.0, 255.0, size, dtype="float32")
+    y, x = np.meshgrid(ramp, ramp, indexing="ij")
+    centre = (size - 1) / 2.0
+    disc = ((np.arange(size)[:, None] - centre) ** 2 + (
+        np.arange(size)[None, :] - centre
+    ) ** 2) < (size / 4.0) ** 2
+    blue = np.where(disc, 230.0, 40.0).astype("float32")
+    return np.stack([x, y, blue], axis=-1)[None]
+
+
+def _convert(args):
+    import os
+    import time
+
+    import numpy as np
+
+    import keras
+    from keras_eca import applications
+    from keras_eca.applications.imagenet_classes import IMAGENET_CLASSES
+
+    checkpoint = args.checkpoint
+    if not os.path.isfile(checkpoint):
+        raise SystemExit(
+            f"keras-eca convert: {checkpoint!r} is not an existing file."
+        )
+    if args.model not in applications.list_models():
+        raise SystemExit(
+            f"keras-eca convert: unknown model {args.model!r}; see "
+            "`keras-eca list-models`."
+        )
+    output = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(checkpoint)),
+        f"{args.model}.weights.h5",
+    )
+    if not output.endswith(".weights.h5"):
+        raise SystemExit(
+            "keras-eca convert: --output must end in `.weights.h5`. "
+            f"Received: {output!r}"
+        )
+    if os.path.exists(output) and not args.overwrite:
+        raise SystemExit(
+            f"keras-eca convert: {output!r} exists; pass --overwrite to "
+            "replace it."
+        )
+    kernel_sizes = None
+    if args.kernel_sizes == "adaptive":
+        kernel_sizes = "adaptive"
+    elif args.kernel_sizes:
+        try:
+            kernel_sizes = [int(k) for k in args.kernel_sizes.split(",")]
+        except ValueError:
+            raise SystemExit(
+                "keras-eca convert: --kernel-sizes must be 'adaptive' or "
+                "comma-separated integers, e.g. 3,5,5,7. "
+                f"Received: {args.kernel_sizes!r}"
+            ) from None
+    size = args.image_size
+    start = time.perf_counter()
+    model = applications.build_model(
+        args.model,
+        weights=checkpoint,
+        input_shape=(size, size, 3),
+        classes=args.classes,
+        classifier_activation=None,
+        kernel_sizes=kernel_sizes,
+    )
+    load_time = time.perf_counter() - start
+    folder = os.path.dirname(os.path.abspath(output))
+    staged = os.path.join(folder, f".{os.path.basename(output)}.tmp.weights.h5")
+    try:
+        model.save_weights(staged)
+        os.replace(staged, output)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+
+    image = applications.preprocess_input(_synthetic_image(size))
+    logits = keras.ops.convert_to_numpy(model(image, training=False))[0]
+    top5 = np.argsort(-logits)[:5]
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    print(f"wrote {output} ({os.path.getsize(output) / 2**20:.1f} MiB)")
+    print(
+        f"model {args.model}: {model.count_params():,} weights "
+        f"({_trainable(model):,} trainable), loaded in {load_time:.2f} s"
+    )
+    print(
+        f"synthetic {size}x{size} image -> output shape "
+        f"{tuple(int(d) for d in (1,) + tuple(logits.shape))}, "
+        f"max|logit| {np.abs(logits).max():.4f}"
+    )
+    print("top-5:")
+    for index in top5:
+        name = " ".join(IMAGENET_CLASSES[index]) if len(logits) == 1000 else ""
+        print(f"  {index:>5d}  p={probabilities[index]:.4f}  {name}".rstrip())
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-eca",
@@ -79,6 +226,45 @@ def build_parser():
     )
     summary.add_argument("--image-size", type=int, default=224)
     summary.set_defaults(run=_summary)
+
+    weights = commands.add_parser(
+        "list-weights",
+        help="print the pretrained weights table (key, top-1, input size, "
+        "source, hash, license)",
+    )
+    weights.add_argument(
+        "pattern", nargs="?", default=None, help="e.g. 'ecaresnet*'"
+    )
+    weights.set_defaults(run=_list_weights)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert a PyTorch / safetensors checkpoint to .weights.h5 and "
+        "check it on a synthetic image",
+    )
+    convert.add_argument(
+        "checkpoint",
+        help="a .pth / .pth.tar / .bin / .safetensors file (or a Keras "
+        ".weights.h5 / .keras file)",
+    )
+    convert.add_argument(
+        "--model", required=True, help="registry name, e.g. eca_resnet50"
+    )
+    convert.add_argument(
+        "--output",
+        default=None,
+        help="the .weights.h5 to write; default: <model>.weights.h5 next to "
+        "the checkpoint",
+    )
+    convert.add_argument("--overwrite", action="store_true")
+    convert.add_argument("--classes", type=int, default=1000)
+    convert.add_argument(
+        "--kernel-sizes",
+        default=None,
+        help="ECA kernel size per stage, e.g. 3,5,5,7, or 'adaptive'",
+    )
+    convert.add_argument("--image-size", type=int, default=224)
+    convert.set_defaults(run=_convert)
     return parser
 
 

@@ -6,9 +6,9 @@ import os
 import keras
 
 from keras_eca.applications import registry
+from keras_eca.applications import weights as weights_lib
 from keras_eca.applications.mobilenet_v2 import mobilenet_v2_features
 from keras_eca.applications.resnet import resnet_features
-from keras_eca.applications.weights import resolve_weights
 from keras_eca.layers import EfficientChannelAttention
 from keras_eca.layers import attention_defaults
 from keras_eca.layers import get_attention
@@ -54,9 +54,22 @@ def build_model(
             `keras_eca.applications.list_models()`.
         include_top: bool. Whether to include the global average pooling and
             the classifier (`"predictions"`). Defaults to `True`.
-        weights: `None` (random initialization). Pretrained weights are not
-            available in this version; any other value raises a
-            `ValueError`. Defaults to `None`.
+        weights: `None` (random initialization), `"imagenet"` (the
+            architecture's default ImageNet-1k weights), a weights tag of
+            the architecture (`"miil_in1k"`) or a full key
+            (`"ecaresnet50d.miil_in1k"`, see
+            `keras_eca.applications.weights.list_weights()`), or the path
+            to a weights file: Keras `.weights.h5` / `.keras` (a file saved
+            with the classifier also loads into `include_top=False`; layers
+            are matched by name), PyTorch `.pth` / `.pth.tar` / `.bin` or
+            `.safetensors` (official ECA-Net / SA-Net / torchvision or timm
+            key layout, detected from the keys; a training checkpoint
+            `{"state_dict": ...}` with `module.` prefixes is unwrapped).
+            Loading is strict: every weight of the model is set and every
+            tensor of the file used, except the classifier with
+            `include_top=False`. Weights of the table are downloaded once
+            into `$KERAS_HOME/keras_eca`, verified and converted. Defaults to
+            `None`.
         input_tensor: optional Keras tensor (the output of `keras.Input()` or
             of a Keras layer) to use as the image input of the model.
         input_shape: optional shape tuple without the batch axis, e.g.
@@ -88,6 +101,15 @@ def build_model(
     Returns:
         A `keras.Model` named `name`.
 
+    Raises:
+        ValueError: for an invalid argument; for weights that do not exist
+            for the architecture, must be downloaded by hand (SA-Net), fail
+            verification, or do not fit the model (every missing,
+            unexpected and mis-shaped tensor is named).
+        keras_eca.checkpoints.UnsafeCheckpointError: for a PyTorch file
+            whose pickle asks for anything but tensors and containers
+            (nothing from it runs).
+
     Example:
 
     >>> model = keras_eca.applications.build_model(
@@ -118,7 +140,9 @@ def build_model(
     img_input = _image_input(
         input_tensor, input_shape, include_top, weights, data_format
     )
-    weights_file = resolve_weights(architecture, weights, include_top)
+    weights_request = weights_lib.resolve_weights(
+        architecture, weights, include_top
+    )
 
     x = FAMILIES[config["family"]](
         img_input, config, make_attention, data_format
@@ -154,8 +178,41 @@ def build_model(
         if len(inputs) == 1:
             inputs = inputs[0]
     model = keras.Model(inputs, x, name=name or architecture)
-    if weights_file is not None:
-        model.load_weights(weights_file)
+    if weights_request is not None:
+
+        def make_model(include_top, classes, canonical):
+            # The same architecture with its classifier, to convert into or
+            # copy from; input size and names do not change the weights.
+            channels_last = data_format == "channels_last"
+            channels = model.input_shape[-1 if channels_last else 1]
+            shape = (None, None, channels) if channels_last else (
+                channels,
+                None,
+                None,
+            )
+            overrides = {} if canonical else {
+                "attention": attention,
+                "attention_kwargs": attention_kwargs,
+                "kernel_sizes": kernel_sizes,
+            }
+            return build_model(
+                architecture,
+                include_top=include_top,
+                input_shape=shape,
+                classes=classes,
+                classifier_activation=None,
+                **overrides,
+            )
+
+        canonical = (
+            isinstance(attention, str)
+            and attention == DEFAULT_ATTENTION
+            and not attention_kwargs
+            and kernel_sizes is None
+        )
+        weights_lib.load_weights(
+            model, weights_request, make_model, canonical
+        )
     return model
 
 
@@ -167,17 +224,14 @@ def _check_arguments(
             "`include_top` must be a bool. "
             f"Received: include_top={include_top!r}"
         )
-    # The values keras.applications accepts (then `resolve_weights` decides
-    # what this version can load).
-    if not (
-        weights is None
-        or weights == "imagenet"
-        or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))
-    ):
+    # The types keras.applications accepts; `resolve_weights` checks the
+    # tag or the file once the other arguments are known to be valid.
+    if not (weights is None or isinstance(weights, (str, os.PathLike))):
         raise ValueError(
             "The `weights` argument should be either `None` (random "
-            "initialization), 'imagenet' (pre-training on ImageNet), or the "
-            "path to the weights file to be loaded. "
+            "initialization), 'imagenet' (pre-training on ImageNet), a "
+            "weights tag (see keras_eca.applications.weights.list_weights()), "
+            "or the path to the weights file to be loaded. "
             f"Received: weights={weights!r}"
         )
     if (
@@ -189,10 +243,15 @@ def _check_arguments(
             "`classes` must be a positive integer. "
             f"Received: classes={classes!r}"
         )
-    if weights == "imagenet" and include_top and classes != 1000:
+    if (
+        weights_lib.is_weights_name(weights)
+        and include_top
+        and classes != 1000
+    ):
         raise ValueError(
-            "`classes` must be 1000 when using `weights='imagenet'` with "
-            f"`include_top=True`. Received: classes={classes}"
+            f"`classes` must be 1000 when using `weights={weights!r}` "
+            "(ImageNet-1k) with `include_top=True`. "
+            f"Received: classes={classes}"
         )
     if (
         weights is not None
@@ -284,9 +343,9 @@ def _check_input_shape(input_shape, include_top, weights, data_format):
             f"(data_format={data_format!r}). Received: "
             f"input_shape={input_shape!r}"
         )
-    if weights == "imagenet" and channels != 3:
+    if weights_lib.is_weights_name(weights) and channels != 3:
         raise ValueError(
-            "`input_shape` must have 3 channels with `weights='imagenet'`. "
+            f"`input_shape` must have 3 channels with `weights={weights!r}`. "
             f"Received: input_shape={input_shape!r}"
         )
     if any(d is not None and d < MIN_SIZE for d in spatial):

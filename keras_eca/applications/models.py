@@ -19,8 +19,10 @@ see there for the details of every argument. Images go through
 Args:
     include_top: bool. Whether to include the global average pooling and
         the classifier. Defaults to `True`.
-    weights: `None` (random initialization); pretrained weights are not
-        available in this version. Defaults to `None`.
+    weights: `None` (random initialization), `"imagenet"`, a weights tag
+        (`keras_eca.applications.weights.list_weights("{architecture}.*")`),
+        or the path to a `.weights.h5`, `.keras`, PyTorch (`.pth`,
+        `.pth.tar`, `.bin`) or `.safetensors` file. Defaults to `None`.
     input_tensor: optional Keras tensor to use as the image input.
     input_shape: optional shape tuple without the batch axis; height and
         width of at least 32 (or `None`), any number of channels.

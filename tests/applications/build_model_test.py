@@ -29,7 +29,7 @@ def small(architecture="resnet18", **kwargs):
         ({"weights": "no/such/file.h5"}, "weights='no/such/file.h5'"),
         (
             {"weights": "imagenet"},
-            r"not available yet.*Received: weights='imagenet'",
+            r"not available for 'resnet18'.*Received: weights='imagenet'",
         ),
         (
             {"weights": "imagenet", "classes": 10},
@@ -82,10 +82,11 @@ def test_unknown_model_lists_available_names():
     assert "'eca_resnet50'" in message and "'ecaresnet269d'" in message
 
 
-def test_weights_path_is_not_loaded_yet(tmp_path):
+def test_unreadable_weights_file(tmp_path):
+    # Loading weights is tested in tests/weights.
     path = tmp_path / "model.weights.h5"
     path.write_bytes(b"")
-    with pytest.raises(ValueError, match="not available yet"):
+    with pytest.raises(ValueError, match="not a valid `.weights.h5`"):
         small(weights=str(path))
 
 

@@ -1,0 +1,148 @@
+"""Checkpoint writers and output checks shared by the weights tests."""
+
+import functools
+
+import numpy as np
+
+import keras
+from keras_eca import applications
+from keras_eca import checkpoints
+from tests import reference_fixtures as fixture_utils
+
+# Official training-script wrappings (BangguWu/ECANet main.py and
+# wofmanaf/SA-Net main.py save_checkpoint).
+OFFICIAL_FIXTURES = (
+    "official_eca_mobilenet_v2",
+    "official_eca_resnet18",
+    "official_eca_resnet50",
+    "official_sa_resnet50",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def fixture(name):
+    """`(architecture, metadata, arrays, state_dict)`, read once."""
+    metadata, arrays, state_dict = fixture_utils.load_fixture(name)
+    return fixture_utils.MODEL_FIXTURES[name], metadata, arrays, state_dict
+
+
+def official_checkpoint(name, state_dict, optimizer_state):
+    """The dict the official ECA-Net / SA-Net `main.py` saves."""
+    wrapped = {
+        "epoch": 100,
+        "arch": "se_resnet50" if "eca" in name else "sa_resnet50",
+        "state_dict": {"module." + k: v for k, v in state_dict.items()},
+        "best_prec1" if "eca" in name else "best_acc": np.array(
+            77.42, dtype=np.float32
+        ),
+        "optimizer": {
+            "state": optimizer_state,
+            "param_groups": [
+                {
+                    "lr": 0.0001,
+                    "momentum": 0.9,
+                    "dampening": 0,
+                    "weight_decay": 0.0001,
+                    "nesterov": False,
+                    "params": list(range(len(optimizer_state))),
+                }
+            ],
+        },
+    }
+    if "eca" not in name:
+        del wrapped["arch"]
+    return wrapped
+
+
+def _momentum_buffers(state_dict, limit=4):
+    """A few SGD momentum buffers (tensors the loader must skip)."""
+    trainable = [
+        value
+        for key, value in state_dict.items()
+        if not key.endswith(("running_mean", "running_var", "tracked"))
+    ]
+    return {
+        i: {"momentum_buffer": np.full_like(value, 0.5)}
+        for i, value in enumerate(trainable[:limit])
+    }
+
+
+def write_checkpoint(fixture_name, writer, path):
+    """Writes the fixture's state_dict with `writer`; returns the path.
+
+    Writers: `"torch"` (`torch.save`, zip), `"torch_legacy"` (`torch.save`
+    legacy format), `"own"` (`save_state_dict_pth`, zip), `"own_legacy"`
+    (`save_state_dict_pth(legacy=True)`), `"safetensors"`. The legacy
+    writers wrap official fixtures like the official training scripts.
+    """
+    _, _, _, state_dict = fixture(fixture_name)
+    official = fixture_name in OFFICIAL_FIXTURES
+    legacy = writer.endswith("legacy")
+    if writer == "safetensors":
+        from safetensors.numpy import save_file
+
+        save_file(dict(state_dict), str(path))
+        return path
+    content = state_dict
+    if legacy and official:
+        content = official_checkpoint(
+            fixture_name, state_dict, _momentum_buffers(state_dict)
+        )
+    if writer.startswith("torch"):
+        import torch
+
+        def to_torch(value):
+            if isinstance(value, np.ndarray):
+                return torch.from_numpy(value.copy())
+            if isinstance(value, dict):
+                return {k: to_torch(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [to_torch(v) for v in value]
+            return value
+
+        torch.save(
+            to_torch(content),
+            str(path),
+            _use_new_zipfile_serialization=not legacy,
+        )
+    else:
+        checkpoints.save_state_dict_pth(content, path, legacy=legacy)
+    return path
+
+
+def probe_outputs(model, architecture):
+    """`{array name: output tensor}` as the fixtures store them."""
+    row = applications.model_config(architecture)
+    outputs = {"logits": model.output}
+    outputs["features"] = model.get_layer("avg_pool").output
+    if row["family"] == "resnet":
+        for i, level in enumerate(("P2", "P3", "P4", "P5"), start=1):
+            layer = model.get_layer(row["feature_layers"][level])
+            outputs[f"stage_outputs_{i}"] = layer.output
+    return keras.Model(model.input, outputs)
+
+
+def max_differences(model, fixture_name):
+    """`{array: max|diff| / max|ref|}` of `model` against the fixture."""
+    architecture, _, arrays, _ = fixture(fixture_name)
+    probe = probe_outputs(model, architecture)
+    x = fixture_utils.nchw_to_nhwc(arrays["input_nchw"])
+    results = probe(x, training=False)
+    differences = {}
+    for key, value in results.items():
+        value = keras.ops.convert_to_numpy(value)
+        if value.ndim == 4:
+            value = value.transpose(0, 3, 1, 2)
+        assert value.shape == arrays[key].shape, key
+        differences[key] = fixture_utils.max_relative_difference(
+            value, arrays[key]
+        )
+    return differences
+
+
+def logits_difference(model, fixture_name, key="logits"):
+    """max|diff| / max|ref| of the model's output against `key`."""
+    _, _, arrays, _ = fixture(fixture_name)
+    x = fixture_utils.nchw_to_nhwc(arrays["input_nchw"])
+    value = keras.ops.convert_to_numpy(model(x, training=False))
+    return fixture_utils.max_relative_difference(value, arrays[key])
