@@ -436,14 +436,19 @@ def list_models(pattern=None):
     >>> "ecaresnet50d" in keras_eca.applications.list_models()
     True
     """
+    return filter_names(MODELS, pattern)
+
+
+def filter_names(names, pattern):
+    """The names matching the shell-style wildcard `pattern` (all for
+    `None`), in their order; shared by the model and weights tables."""
     if pattern is not None and not isinstance(pattern, str):
         raise ValueError(
             "`pattern` must be a string or None. "
             f"Received: pattern={pattern!r}"
         )
-    names = list(MODELS)
     if pattern is None:
-        return names
+        return list(names)
     return [name for name in names if fnmatch.fnmatchcase(name, pattern)]
 
 

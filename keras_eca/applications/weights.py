@@ -49,7 +49,6 @@ change the hosts, e.g. to a mirror.
 """
 
 import copy
-import fnmatch
 import hashlib
 import json
 import logging
@@ -474,15 +473,7 @@ def list_weights(pattern=None):
     ['ecaresnet50t.ra2_in1k', 'ecaresnet50t.a1_in1k', \
 'ecaresnet50t.a2_in1k', 'ecaresnet50t.a3_in1k']
     """
-    if pattern is not None and not isinstance(pattern, str):
-        raise ValueError(
-            "`pattern` must be a string or None. "
-            f"Received: pattern={pattern!r}"
-        )
-    keys = list(WEIGHTS)
-    if pattern is None:
-        return keys
-    return [key for key in keys if fnmatch.fnmatchcase(key, pattern)]
+    return registry.filter_names(WEIGHTS, pattern)
 
 
 def weights_config(key):
