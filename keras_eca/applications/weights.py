@@ -66,7 +66,6 @@ import keras
 from keras_eca import checkpoints
 from keras_eca import conversion
 from keras_eca.applications import registry
-from keras_eca.applications.mobilenet_v2 import block_stage_indices
 from keras_eca.applications.preprocessing import IMAGENET_MEAN
 from keras_eca.applications.preprocessing import IMAGENET_STD
 from keras_eca.layers import EfficientChannelAttention
@@ -106,9 +105,6 @@ _SANET_LICENSE_NOTE = (
 _HTML_PREFIXES = (b"<!doctype html", b"<html")
 _STAGING_PREFIX = ".download-"
 _STALE_SECONDS = 24 * 3600
-_RESNET_ATTENTION = re.compile(r"^conv([2-5])_block\d+_attn$")
-_MOBILENET_ATTENTION = re.compile(r"^block(\d+)_attn$")
-_MOBILENET_STAGES = block_stage_indices(registry.MOBILENET_V2_STAGES)
 
 
 def _preprocessing(
@@ -999,14 +995,9 @@ def model_kernel_sizes(model):
             layer, EfficientChannelAttentionNS
         ):
             continue
-        match = _RESNET_ATTENTION.match(layer.name)
-        if match:
-            stage = int(match.group(1)) - 2
-        else:
-            match = _MOBILENET_ATTENTION.match(layer.name)
-            if not match:
-                return None
-            stage = _MOBILENET_STAGES.get(int(match.group(1)))
+        stage = conversion.stage_of_layer(layer.name)
+        if stage is None:
+            return None
         per_stage.setdefault(stage, set()).add(int(layer.kernel.shape[0]))
     if not per_stage or any(len(ks) != 1 for ks in per_stage.values()):
         return None

@@ -8,5 +8,6 @@ SA-Net code and torchvision (`layout="official"`), and timm's ResNet family
 
 from keras_eca.conversion.state_dict import detect_layout
 from keras_eca.conversion.state_dict import load_state_dict
+from keras_eca.conversion.state_dict import stage_of_layer
 
-__all__ = ["detect_layout", "load_state_dict"]
+__all__ = ["detect_layout", "load_state_dict", "stage_of_layer"]

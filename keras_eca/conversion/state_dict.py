@@ -203,7 +203,9 @@ def _shape_message(key, value, entry, model):
     )
 
 
-def _stage_of(layer_name):
+def stage_of_layer(layer_name):
+    """Stage index (ResNet 0..3, MobileNetV2 table row 0..6) of a layer of a
+    `keras_eca.applications` model, from its name; `None` outside stages."""
     match = _RESNET_STAGE.match(layer_name)
     if match:
         return int(match.group(1)) - 2
@@ -222,7 +224,7 @@ def _kernel_sizes_hint(model, state_dict, prefixes):
         ):
             continue
         value = state_dict.get(f"{prefixes[layer.name]}.conv.weight")
-        stage = _stage_of(layer.name)
+        stage = stage_of_layer(layer.name)
         if value is None or stage is None or np.ndim(value) != 3:
             return None
         per_stage.setdefault(stage, set()).add(np.shape(value)[-1])

@@ -9,9 +9,9 @@ from keras_eca import applications
 from keras_eca import layers
 from keras_eca.applications import registry
 from keras_eca.applications import weights
+from tests.applications.registry_data_test import stage_of
 
 KEYS = weights.list_weights()
-MOBILENET_BLOCK_STAGES = (0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6)
 HASH_FIELD = re.compile(r"[0-9a-f]{64}")
 
 # Released checkpoints of reference-eca-sa.md §1.6 / §3.5 and the timm ECA /
@@ -146,14 +146,6 @@ def test_default_weights_are_the_first_entry_of_each_architecture():
     for architecture in registry.MODELS:
         assert weights.default_weights(architecture) == seen.get(architecture)
     assert weights.default_weights("ecaresnet50t") == "ecaresnet50t.ra2_in1k"
-
-
-def stage_of(layer_name):
-    match = re.match(r"conv(\d)_block\d+_attn$", layer_name)
-    if match:
-        return int(match.group(1)) - 2
-    block = int(re.match(r"block(\d+)_attn$", layer_name).group(1))
-    return MOBILENET_BLOCK_STAGES[block - 1]
 
 
 def built_kernel_sizes(architecture):
