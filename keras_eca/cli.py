@@ -194,6 +194,68 @@ def _convert(args):
         print(f"  {index:>5d}  p={probabilities[index]:.4f}  {name}".rstrip())
 
 
+def _pair(text):
+    candidate, sep, baseline = text.partition(":")
+    if not sep or not candidate or not baseline:
+        raise argparse.ArgumentTypeError(
+            f"expected CANDIDATE:BASELINE, e.g. eca_resnet50:resnet50; got {text!r}"
+        )
+    return candidate, baseline
+
+
+def _batch_sizes(text):
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 1,16; got {text!r}"
+        ) from None
+
+
+def _benchmark(args):
+    from keras_eca import benchmark
+
+    if args.pair:
+        kinds = ["inference", "training"] + ([] if args.no_memory else ["memory"])
+        # Targets of None: the ratios are reported, not judged.
+        comparisons = [
+            benchmark.Comparison(c, b, dict.fromkeys(kinds)) for c, b in args.pair
+        ]
+    else:
+        comparisons = benchmark.DEFAULT_COMPARISONS
+    try:
+        settings = benchmark.Settings(
+            image_size=args.image_size,
+            inference_batch_sizes=args.inference_batch_sizes,
+            training_batch_size=args.training_batch_size,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            min_seconds=args.min_seconds,
+            memory_steps=args.memory_steps,
+            memory_repeats=args.memory_repeats,
+            jit_compile=args.jit_compile,
+            dtype_policy=args.dtype_policy,
+        )
+        result = benchmark.run_benchmark(
+            comparisons,
+            settings,
+            memory=not args.no_memory,
+            startup=not args.no_startup,
+            report=lambda line: print(line, flush=True),
+        )
+    except ValueError as error:
+        raise SystemExit(f"keras-eca benchmark: {error}") from None
+    json_path, png_path = benchmark.save_results(result, args.output_dir)
+    print()
+    print(benchmark.format_report(result))
+    print(f"wrote {json_path} and {png_path}")
+    missed = [
+        row for row in benchmark.report.all_verdicts(result) if not row["met"]
+    ]
+    if args.check and missed:
+        raise SystemExit(f"keras-eca benchmark: {len(missed)} target(s) missed")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-eca",
@@ -265,6 +327,56 @@ def build_parser():
     )
     convert.add_argument("--image-size", type=int, default=224)
     convert.set_defaults(run=_convert)
+
+    bench = commands.add_parser(
+        "benchmark",
+        help="interleaved speed and memory of the attention models against "
+        "their baselines: ratios, JSON and a bar chart",
+    )
+    bench.add_argument(
+        "--pair",
+        action="append",
+        type=_pair,
+        metavar="CANDIDATE:BASELINE",
+        help="compare these instead of the default suite (repeatable); "
+        "names from `keras-eca list-models` or keras_resnet50 / "
+        "keras_mobilenet_v2",
+    )
+    bench.add_argument("--image-size", type=int, default=224)
+    bench.add_argument(
+        "--inference-batch-sizes", type=_batch_sizes, default=(1, 16),
+        metavar="B1,B2", help="default: 1,16",
+    )
+    bench.add_argument("--training-batch-size", type=int, default=16)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument(
+        "--min-seconds", type=float, default=2.0,
+        help="time each measurement at least this long (default 2)",
+    )
+    bench.add_argument("--memory-steps", type=int, default=2)
+    bench.add_argument("--memory-repeats", type=int, default=2)
+    bench.add_argument(
+        "--jit-compile", choices=("auto", "on", "off"), default="auto",
+        help="XLA; auto: on with an accelerator, off on CPU",
+    )
+    bench.add_argument(
+        "--dtype-policy",
+        choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        default="auto",
+        help="auto: mixed_float16 with an accelerator, float32 on CPU",
+    )
+    bench.add_argument("--no-memory", action="store_true")
+    bench.add_argument(
+        "--no-startup", action="store_true",
+        help="skip the import and build time checks",
+    )
+    bench.add_argument("--output-dir", default="benchmark_results")
+    bench.add_argument(
+        "--check", action="store_true",
+        help="exit with status 1 when a target is missed",
+    )
+    bench.set_defaults(run=_benchmark)
     return parser
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import keras
 from keras import ops
 
-from keras_eca.applications.imagenet_classes import IMAGENET_CLASSES
 from keras_eca.layers.base import standardize_data_format
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -86,6 +85,9 @@ def decode_predictions(preds, top=5):
     >>> keras_eca.applications.decode_predictions(preds, top=1)
     [[('n01443537', 'goldfish', 0.5)]]
     """
+    # The 1000-name table is imported here: `import keras_eca` stays cheap.
+    from keras_eca.applications.imagenet_classes import IMAGENET_CLASSES
+
     preds = np.asarray(keras.ops.convert_to_numpy(preds))
     if preds.ndim != 2 or preds.shape[1] != len(IMAGENET_CLASSES):
         raise ValueError(

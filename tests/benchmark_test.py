@@ -1,0 +1,190 @@
+"""The benchmark's machinery on tiny models: interleaving, ratios, verdicts,
+memory probes, startup timing, JSON, chart and command line.
+
+The speed targets themselves are checked by running the benchmark (see the
+README), not here: timings in unit tests would only measure the CI machine.
+"""
+
+import json
+
+import pytest
+
+from keras_eca import benchmark
+from keras_eca import cli
+from keras_eca.benchmark import devices
+from keras_eca.benchmark import report
+from keras_eca.benchmark import runner
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+TINY = dict(
+    image_size=32,
+    inference_batch_sizes=(1, 2),
+    training_batch_size=2,
+    repeats=2,
+    warmup=1,
+    min_seconds=0.0,
+    memory_steps=1,
+    memory_repeats=1,
+)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image_size": 16}, "image_size=16"),
+        ({"repeats": 0}, "repeats=0"),
+        ({"warmup": -1}, "warmup=-1"),
+        ({"inference_batch_sizes": ()}, "inference_batch_sizes=()"),
+        ({"inference_batch_sizes": (1, 0)}, "inference_batch_sizes=0"),
+        ({"min_seconds": -1}, "min_seconds=-1"),
+        ({"jit_compile": "yes"}, "jit_compile='yes'"),
+        ({"dtype_policy": "float16"}, "dtype_policy='float16'"),
+    ],
+)
+def test_settings_name_the_bad_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        benchmark.Settings(**kwargs)
+
+
+def test_auto_settings_follow_the_device():
+    settings = benchmark.Settings()
+    assert settings.resolved(has_accelerator=False) == (False, "float32")
+    assert settings.resolved(has_accelerator=True) == (True, "mixed_float16")
+    forced = benchmark.Settings(jit_compile="on", dtype_policy="mixed_bfloat16")
+    assert forced.resolved(has_accelerator=False) == (True, "mixed_bfloat16")
+
+
+def test_comparison_rejects_unknown_metric_kinds():
+    with pytest.raises(ValueError, match="latency"):
+        benchmark.Comparison("eca_resnet50", "resnet50", {"latency": 1.0})
+
+
+def test_unknown_models_are_named():
+    with pytest.raises(ValueError, match=r"\['eca_resnet5'\]"):
+        benchmark.run_benchmark(
+            [benchmark.Comparison("eca_resnet5", "resnet50", {"inference": 1.0})],
+            benchmark.Settings(**TINY),
+            report=None,
+        )
+
+
+def test_ratios_pair_repeats_and_judge_by_direction():
+    faster = benchmark.Comparison("a", "b", {"inference": 0.99})
+    row = report.ratio_row(faster, "inference_b1", "inference", [90, 100, 121], [100, 100, 110])
+    assert row["ratios"] == pytest.approx([0.9, 1.0, 1.1])
+    assert (row["median"], row["min"], row["max"]) == pytest.approx((1.0, 0.9, 1.1))
+    assert row["met"] is True
+    lean = benchmark.Comparison("a", "b", {"memory": 1.02})
+    row = report.ratio_row(lean, "memory_b16", "memory", [103.0], [100.0])
+    assert row["better"] == "lower" and row["met"] is False
+    untargeted = benchmark.Comparison("a", "b", {"training": None})
+    assert "met" not in report.ratio_row(untargeted, "training_b2", "training", [1.0], [2.0])
+    with pytest.raises(ValueError, match="same number of repeats"):
+        report.ratio_row(faster, "inference_b1", "inference", [1.0], [1.0, 2.0])
+
+
+def test_peak_rss_covers_current_rss():
+    assert devices.peak_rss_bytes() >= devices.current_rss_bytes() > 0
+
+
+def test_tiny_benchmark_end_to_end(tmp_path):
+    lines = []
+    comparison = benchmark.Comparison(
+        "eca_resnet18",
+        "resnet18",
+        {"inference": 0.01, "training": 0.01, "memory": 100.0},
+    )
+    result = benchmark.run_benchmark(
+        [comparison],
+        benchmark.Settings(**TINY),
+        build_pair=("eca_resnet18", "resnet18"),
+        report=lines.append,
+    )
+    assert result["device"]["backend"] == "tensorflow"
+    assert result["settings"]["jit_compile_resolved"] in (True, False)
+    metrics = ["inference_b1", "inference_b2", "training_b2", "memory_b2"]
+    for name in ("resnet18", "eca_resnet18"):
+        assert list(result["measurements"][name]) == metrics
+        for metric in metrics[:3]:
+            values = result["measurements"][name][metric]
+            assert len(values) == 2 and all(v > 0 for v in values)
+        # A fresh process holding a model, its gradients and SGD momentum.
+        params_bytes = 11_689_512 * 4
+        assert result["measurements"][name]["memory_b2"][0] > 2 * params_bytes
+    rows = result["comparisons"]
+    assert [row["metric"] for row in rows] == metrics
+    for row in rows:
+        measured = result["measurements"]
+        expected = [
+            c / b
+            for c, b in zip(measured["eca_resnet18"][row["metric"]], measured["resnet18"][row["metric"]])
+        ]
+        assert row["ratios"] == pytest.approx(expected)
+        assert row["met"] is True
+    startup = result["startup"]
+    assert 0 < startup["import"]["median"] < startup["import"]["keras_median"]
+    assert len(startup["build"]["ratios"]) == 2
+    assert any(line.startswith("  repeat 2/2") for line in lines)
+    json_path, png_path = benchmark.save_results(result, str(tmp_path / "out"))
+    with open(json_path) as f:
+        assert json.load(f)["comparisons"][0]["ratios"] == rows[0]["ratios"]
+    with open(png_path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["benchmark.json", "benchmark.png"]
+    text = benchmark.format_report(result)
+    assert "eca_resnet18 / resnet18" in text and ">= 0.01 met" in text
+
+
+def test_memory_probe_failure_is_reported():
+    with pytest.raises(RuntimeError, match="memory probe for 'no_such_model' failed"):
+        runner.run_memory_probe(
+            {"model": "no_such_model", "image_size": 32, "batch_size": 1,
+             "steps": 1, "jit_compile": False, "dtype_policy": "float32"}
+        )
+
+
+def test_cli_benchmark_writes_results(tmp_path, capsys):
+    out = tmp_path / "bench"
+    cli.main([
+        "benchmark", "--pair", "eca_resnet18:resnet18", "--image-size", "32",
+        "--inference-batch-sizes", "1", "--training-batch-size", "1",
+        "--repeats", "1", "--warmup", "0", "--min-seconds", "0",
+        "--no-memory", "--no-startup", "--output-dir", str(out),
+    ])
+    text = capsys.readouterr().out
+    assert "eca_resnet18 / resnet18" in text and "training_b1" in text
+    assert (out / "benchmark.json").exists() and (out / "benchmark.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--pair", "eca_resnet18"], "expected CANDIDATE:BASELINE"),
+        (["--inference-batch-sizes", "1,x"], "comma-separated integers"),
+    ],
+)
+def test_cli_benchmark_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_cli_check_fails_on_a_missed_target(tmp_path, monkeypatch, capsys):
+    missed = {
+        "device": {"device": "CPU", "cpu_count": 2, "cpu": "x", "backend": "tensorflow", "keras": "3"},
+        "settings": {"image_size": 32, "jit_compile_resolved": False,
+                     "dtype_policy_resolved": "float32", "repeats": 1, "memory_repeats": 1},
+        "measurements": {},
+        "comparisons": [
+            report.ratio_row(
+                benchmark.Comparison("a", "b", {"inference": 0.99}),
+                "inference_b1", "inference", [0.5], [1.0],
+            )
+        ],
+        "startup": {},
+    }
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda *a, **k: missed)
+    with pytest.raises(SystemExit, match="1 target"):
+        cli.main(["benchmark", "--check", "--output-dir", str(tmp_path)])
+    assert ">= 0.99 MISSED" in capsys.readouterr().out
