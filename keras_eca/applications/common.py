@@ -12,11 +12,19 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
-def conv_initializer():
-    """He-normal on fan-out: `kaiming_normal_(mode="fan_out")` of the
-    official ECA, SA and timm code."""
+def conv_initializer(depthwise_channels=None):
+    """He init on fan-out, the variance of `kaiming_normal_(mode="fan_out")`
+    in the official ECA, SA and timm code: `2 / fan_out`.
+
+    Drawn uniformly (same variance): normal draws cost about three times
+    as much, which made building a ResNet-50 ~25 % slower than
+    `keras.applications.ResNet50`. PyTorch counts a depthwise conv's
+    fan-out as `channels * k * k`; Keras sees a `(k, k, C, 1)` kernel and
+    counts `k * k`, hence the scale divided by `depthwise_channels`.
+    """
+    scale = 2.0 / (depthwise_channels or 1)
     return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal"
+        scale=scale, mode="fan_out", distribution="uniform"
     )
 
 
@@ -49,7 +57,7 @@ def conv(
             strides=strides,
             padding=padding,
             use_bias=False,
-            depthwise_initializer=conv_initializer(),
+            depthwise_initializer=conv_initializer(channels(x, data_format)),
             data_format=data_format,
             name=f"{prefix}_conv",
         )(x)

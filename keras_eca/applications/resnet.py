@@ -10,7 +10,7 @@ for the residual branch (`j` = 1, 2, 3), `conv{s}_block{b}_attn`,
 `conv{s}_block{b}_0_pool|conv|bn` for the projection shortcut,
 `conv{s}_block{b}_add` and `conv{s}_block{b}_out`.
 
-Initialization follows the source: He-normal (fan-out) convs, and for timm
+Initialization follows the source: He (fan-out variance) convs, and for timm
 rows (`zero_init_last`) a zero scale on the last BN of every residual
 branch, so each block starts as an identity (timm's `zero_init_last`).
 """
