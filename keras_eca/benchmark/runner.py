@@ -133,19 +133,21 @@ def synthetic_batch(batch_size, image_size, seed=0):
 
 
 def _timed(step, batch_size, min_seconds):
-    """Images per second of `step`, called until `min_seconds` passed.
+    """Images per second of `step`: the batch over the median call time,
+    calling until `min_seconds` passed (at least once).
 
+    The median shrugs off the odd call slowed by other work on the machine.
     Keras' `predict_on_batch` / `train_on_batch` return NumPy values, so
     every call ends with the device synchronised.
     """
-    calls = 0
+    durations = []
     start = time.perf_counter()
     while True:
+        before = time.perf_counter()
         step()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return calls * batch_size / elapsed
+        durations.append(time.perf_counter() - before)
+        if time.perf_counter() - start >= min_seconds:
+            return batch_size / statistics.median(durations)
 
 
 def metric_names(settings, kinds):
