@@ -256,6 +256,24 @@ def _benchmark(args):
         raise SystemExit(f"keras-eca benchmark: {len(missed)} target(s) missed")
 
 
+def _profile_attention(args):
+    from keras_eca.benchmark import layer_profile
+
+    try:
+        profile = layer_profile.profile_attention(
+            args.model,
+            baseline=args.baseline,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            repeats=args.repeats,
+            report=lambda line: print(line, flush=True),
+        )
+    except (ValueError, RuntimeError) as error:
+        raise SystemExit(f"keras-eca profile-attention: {error}") from None
+    print()
+    print(layer_profile.format_profile(profile))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-eca",
@@ -377,6 +395,19 @@ def build_parser():
         help="exit with status 1 when a target is missed",
     )
     bench.set_defaults(run=_benchmark)
+
+    prof = commands.add_parser(
+        "profile-attention",
+        help="time every attention site of a model and its parts (pooling, "
+        "gate, rescale, shuffle) against BatchNorm and the plain forward "
+        "pass (TensorFlow)",
+    )
+    prof.add_argument("model", help="e.g. eca_resnet50")
+    prof.add_argument("--baseline", default="resnet50")
+    prof.add_argument("--batch-size", type=int, default=16)
+    prof.add_argument("--image-size", type=int, default=224)
+    prof.add_argument("--repeats", type=int, default=5)
+    prof.set_defaults(run=_profile_attention)
     return parser
 
 

@@ -188,3 +188,27 @@ def test_cli_check_fails_on_a_missed_target(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit, match="1 target"):
         cli.main(["benchmark", "--check", "--output-dir", str(tmp_path)])
     assert ">= 0.99 MISSED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "model, baseline, part",
+    [("eca_resnet18", "resnet18", "rescale"), ("sa_resnet50", "resnet50", "shuffle")],
+)
+def test_layer_profile_covers_every_attention_site(model, baseline, part):
+    from keras_eca.benchmark import layer_profile
+
+    profile = layer_profile.profile_attention(
+        model, baseline=baseline, batch_size=2, image_size=32,
+        repeats=1, min_seconds=0.0, report=lambda line: None,
+    )
+    built = runner.build(model, 32)
+    attention = [layer for layer in built.layers if layer.name.endswith("_attn")]
+    assert sum(row["count"] for row in profile["sites"]) == len(attention)
+    assert len({row["shape"] for row in profile["sites"]}) == len(profile["sites"])
+    for row in profile["sites"]:
+        assert row["shape"][0] == 2
+        assert all(ms > 0 for ms in row["ms"].values())
+        assert part in row["ms"] and "batchnorm" in row["ms"]
+    expected = sum(row["ms"]["layer"] * row["count"] for row in profile["sites"])
+    assert profile["totals"]["layer"] == pytest.approx(expected)
+    assert f"% of {baseline} fwd" in layer_profile.format_profile(profile)
