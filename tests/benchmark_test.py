@@ -51,6 +51,9 @@ def test_auto_settings_follow_the_device():
     settings = benchmark.Settings()
     assert settings.resolved(has_accelerator=False) == (False, "float32")
     assert settings.resolved(has_accelerator=True) == (True, "mixed_float16")
+    # JAX always compiles with XLA; Keras leaves torch uncompiled.
+    assert settings.resolved(has_accelerator=False, backend="jax") == (True, "float32")
+    assert settings.resolved(has_accelerator=True, backend="torch") == (False, "mixed_float16")
     forced = benchmark.Settings(jit_compile="on", dtype_policy="mixed_bfloat16")
     assert forced.resolved(has_accelerator=False) == (True, "mixed_bfloat16")
 

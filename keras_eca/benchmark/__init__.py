@@ -86,7 +86,9 @@ def run_benchmark(
     names = suite.models_of(comparisons)
     runner.check_model_names(names + (list(build_pair) if startup else []))
     device = devices.describe()
-    jit_compile, policy = settings.resolved(bool(device["accelerators"]))
+    jit_compile, policy = settings.resolved(
+        bool(device["accelerators"]), device["backend"]
+    )
     report(
         f"keras_eca benchmark on {device['device']} ({device['backend']}): "
         f"{', '.join(names)}; jit_compile={jit_compile}, dtype_policy={policy}"

@@ -27,9 +27,10 @@ POLICY_CHOICES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 @dataclasses.dataclass
 class Settings:
-    """How to measure. `auto` turns XLA and mixed_float16 on when an
-    accelerator is present and leaves them off on CPU (where XLA is
-    slower), as Keras' own `jit_compile="auto"` does."""
+    """How to measure. `auto` follows Keras' `jit_compile="auto"`: XLA on
+    with an accelerator and always on JAX (whose only compiler it is), off
+    on CPU for TensorFlow (XLA is slower there) and for PyTorch; and
+    mixed_float16 with an accelerator, float32 on CPU."""
 
     image_size: int = 224
     inference_batch_sizes: tuple = (1, 16)
@@ -69,9 +70,10 @@ class Settings:
         _check_choice("jit_compile", self.jit_compile, JIT_CHOICES)
         _check_choice("dtype_policy", self.dtype_policy, POLICY_CHOICES)
 
-    def resolved(self, has_accelerator):
+    def resolved(self, has_accelerator, backend="tensorflow"):
         """Concrete `(jit_compile: bool, dtype_policy: str)`."""
-        jit = {"on": True, "off": False}.get(self.jit_compile, has_accelerator)
+        auto_jit = backend == "jax" or (has_accelerator and backend != "torch")
+        jit = {"on": True, "off": False}.get(self.jit_compile, auto_jit)
         policy = self.dtype_policy
         if policy == "auto":
             policy = "mixed_float16" if has_accelerator else "float32"
