@@ -241,8 +241,10 @@ def _global_average_pool(layer, convention):
 
 def _pooling(layer):
     """thop: `AdaptiveAvgPool2d(1)` of a gate, `C * (S + 1)` ops."""
-    inputs, _ = _io_elements(layer)
-    return inputs + _channels(layer)
+    # The feature map only: a gate after a folded BatchNorm also takes
+    # the BatchNorm's scale and offset vectors.
+    features = keras.tree.flatten(layer.input)[0]
+    return _elements(features, layer) + _channels(layer)
 
 
 def _eca(layer, convention):
@@ -307,6 +309,7 @@ _COUNTERS = {
     keras.layers.DepthwiseConv2D: _conv,
     keras.layers.Dense: _dense,
     keras.layers.BatchNormalization: _batch_norm,
+    eca_layers.FoldedBatchNormalization: _batch_norm,
     keras.layers.ReLU: _relu,
     keras.layers.Activation: _activation_layer,
     keras.layers.AveragePooling1D: _average_pool,

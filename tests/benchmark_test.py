@@ -194,10 +194,13 @@ def test_cli_check_fails_on_a_missed_target(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "model, baseline, part",
-    [("eca_resnet18", "resnet18", "rescale"), ("sa_resnet50", "resnet50", "shuffle")],
+    "model, baseline, part, folded",
+    [
+        ("eca_resnet18", "resnet18", "rescale", True),
+        ("sa_resnet50", "resnet50", "shuffle", False),
+    ],
 )
-def test_layer_profile_covers_every_attention_site(model, baseline, part):
+def test_layer_profile_covers_every_attention_site(model, baseline, part, folded):
     from keras_eca.benchmark import layer_profile
 
     profile = layer_profile.profile_attention(
@@ -212,6 +215,7 @@ def test_layer_profile_covers_every_attention_site(model, baseline, part):
         assert row["shape"][0] == 2
         assert all(ms > 0 for ms in row["ms"].values())
         assert part in row["ms"] and "batchnorm" in row["ms"]
+        assert row["folded"] is folded
     expected = sum(row["ms"]["layer"] * row["count"] for row in profile["sites"])
     assert profile["totals"]["layer"] == pytest.approx(expected)
     assert f"% of {baseline} fwd" in layer_profile.format_profile(profile)

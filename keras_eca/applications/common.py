@@ -7,6 +7,9 @@ with PyTorch's epsilon and momentum, and no conv biases.
 
 import keras
 
+from keras_eca.layers import ChannelGate
+from keras_eca.layers import FoldedBatchNormalization
+
 # PyTorch BatchNorm2d: eps=1e-5, momentum=0.1 (Keras counts the other way).
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -73,15 +76,32 @@ def conv(
     )(x)
 
 
-def batch_norm(x, *, name, data_format, zero_init=False):
+def batch_norm(x, *, name, data_format, zero_init=False, folded=False):
     axis = -1 if data_format == "channels_last" else 1
-    return keras.layers.BatchNormalization(
+    layer = FoldedBatchNormalization if folded else keras.layers.BatchNormalization
+    return layer(
         axis=axis,
         epsilon=BN_EPSILON,
         momentum=BN_MOMENTUM,
         gamma_initializer="zeros" if zero_init else "ones",
         name=name,
     )(x)
+
+
+def batch_norm_and_attention(
+    x, attention, *, name, data_format, zero_init=False
+):
+    """The last BatchNorm of a residual branch, then its attention.
+
+    A channel gate (ECA, SE, ...) takes the BatchNorm folded: one pass
+    instead of normalise-then-rescale, and no stored copy of the normalised
+    map for training. Other attention (SA) gets the normalised map.
+    """
+    folded = isinstance(attention, ChannelGate)
+    x = batch_norm(
+        x, name=name, data_format=data_format, zero_init=zero_init, folded=folded
+    )
+    return x if attention is None else attention(x)
 
 
 def relu(x, *, name, max_value=None):

@@ -90,11 +90,9 @@ def _inverted_residual(
     x = common.conv(
         x, width, 1, prefix=f"{prefix}_project", data_format=data_format
     )
-    x = common.batch_norm(
-        x, name=f"{prefix}_project_bn", data_format=data_format
+    x = common.batch_norm_and_attention(
+        x, attention, name=f"{prefix}_project_bn", data_format=data_format
     )
-    if attention is not None:
-        x = attention(x)
     if strides == 1 and in_channels == width:
         x = keras.layers.Add(name=f"{prefix}_add")([inputs, x])
     return x

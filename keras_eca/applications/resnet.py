@@ -60,10 +60,8 @@ def resnet_features(x, config, make_attention, data_format):
                 prefix,
                 data_format,
                 zero_init_last=config["zero_init_last"],
+                attention=make_attention(index, f"{prefix}_attn"),
             )
-            attention = make_attention(index, f"{prefix}_attn")
-            if attention is not None:
-                x = attention(x)
             x = keras.layers.Add(name=f"{prefix}_add")([shortcut, x])
             x = common.relu(x, name=f"{prefix}_out")
     return x
@@ -126,22 +124,25 @@ def _projection(x, filters, strides, *, avg_down, prefix, data_format):
     return common.batch_norm(x, name=f"{prefix}_0_bn", data_format=data_format)
 
 
-def _basic(x, width, strides, prefix, data_format, zero_init_last):
+def _basic(x, width, strides, prefix, data_format, zero_init_last, attention):
     x = common.conv(
         x, width, 3, strides, prefix=f"{prefix}_1", data_format=data_format
     )
     x = common.batch_norm(x, name=f"{prefix}_1_bn", data_format=data_format)
     x = common.relu(x, name=f"{prefix}_1_relu")
     x = common.conv(x, width, 3, prefix=f"{prefix}_2", data_format=data_format)
-    return common.batch_norm(
+    return common.batch_norm_and_attention(
         x,
+        attention,
         name=f"{prefix}_2_bn",
         data_format=data_format,
         zero_init=zero_init_last,
     )
 
 
-def _bottleneck(x, width, strides, prefix, data_format, zero_init_last):
+def _bottleneck(
+    x, width, strides, prefix, data_format, zero_init_last, attention
+):
     x = common.conv(x, width, 1, prefix=f"{prefix}_1", data_format=data_format)
     x = common.batch_norm(x, name=f"{prefix}_1_bn", data_format=data_format)
     x = common.relu(x, name=f"{prefix}_1_relu")
@@ -153,8 +154,9 @@ def _bottleneck(x, width, strides, prefix, data_format, zero_init_last):
     x = common.conv(
         x, width * 4, 1, prefix=f"{prefix}_3", data_format=data_format
     )
-    return common.batch_norm(
+    return common.batch_norm_and_attention(
         x,
+        attention,
         name=f"{prefix}_3_bn",
         data_format=data_format,
         zero_init=zero_init_last,

@@ -51,33 +51,46 @@ def _median_ms(tf, fn, args, min_seconds, repeats):
     return statistics.median(per_call)
 
 
-def _parts(layer, x):
-    """`{part: (fn, args)}` to time for `layer` on input `x`."""
+def _parts(layer, x, folded):
+    """`{part: (fn, args)}` to time for `layer` on the feature map `x`.
+
+    A folded gate (after a `FoldedBatchNormalization`) also applies the
+    BatchNorm's affine: its "layer" and "rescale" replace the BatchNorm's
+    own pass, so its extra cost is "layer" minus "batchnorm".
+    """
     rank = len(x.shape)
-    parts = {"layer": (lambda t: layer(t), (x,))}
-    if isinstance(layer, ChannelGate):
-        axes = layer.spatial_axes(rank)
-
-        def pool(t):
-            return ops.mean(ops.cast(t, "float32"), axis=axes)
-
-        pooled = pool(x)
-        gate = ops.sigmoid(layer.excite(pooled))
-        shape = [1] * rank
-        shape[0], shape[layer.channel_axis] = -1, x.shape[layer.channel_axis]
-        parts["pool"] = (pool, (x,))
-        parts["gate"] = (lambda p: ops.sigmoid(layer.excite(p)), (pooled,))
-        parts["rescale"] = (
-            lambda t, g: t * ops.reshape(g, shape), (x, gate)
-        )
-    else:
-        channels = x.shape[layer.channel_axis]
+    channels = x.shape[layer.channel_axis]
+    if not isinstance(layer, ChannelGate):
+        parts = {"layer": (lambda t: layer(t), (x,))}
         parts["shuffle"] = (
             lambda t: ops.transpose(
                 ops.reshape(t, (t.shape[0], -1, 2, channels // 2)), (0, 1, 3, 2)
             ),
             (x,),
         )
+        return parts
+    axes = layer.spatial_axes(rank)
+    shape = [1] * rank
+    shape[0], shape[layer.channel_axis] = -1, channels
+    scale = ops.ones((channels,), "float32")
+    offset = ops.zeros((channels,), "float32")
+
+    def pool(t, a, b):
+        return ops.mean(ops.cast(t, "float32"), axis=axes) * a + b
+
+    def rescale(t, g, a, b):
+        return t * ops.reshape(a * g, shape) + ops.reshape(b * g, shape)
+
+    pooled = pool(x, scale, offset)
+    gate = ops.sigmoid(layer.excite(pooled))
+    if folded:
+        parts = {"layer": (lambda t, a, b: layer([t, a, b]), (x, scale, offset))}
+        parts["rescale"] = (rescale, (x, gate, scale, offset))
+    else:
+        parts = {"layer": (lambda t: layer(t), (x,))}
+        parts["rescale"] = (lambda t, g: t * ops.reshape(g, shape), (x, gate))
+    parts["pool"] = (pool, (x, scale, offset))
+    parts["gate"] = (lambda p: ops.sigmoid(layer.excite(p)), (pooled,))
     return parts
 
 
@@ -99,8 +112,10 @@ def profile_attention(
     sites = collections.OrderedDict()
     for layer in model.layers:
         if isinstance(layer, AttentionLayer):
-            shape = (batch_size,) + tuple(layer.input.shape[1:])
-            sites.setdefault(shape, []).append(layer)
+            features = keras.tree.flatten(layer.input)[0]
+            shape = (batch_size,) + tuple(features.shape[1:])
+            folded = isinstance(layer.input, (list, tuple))
+            sites.setdefault((shape, folded), []).append(layer)
     if not sites:
         raise ValueError(
             f"{model_name!r} has no attention layers to profile. "
@@ -114,7 +129,7 @@ def profile_attention(
     report(f"{baseline} forward, batch {batch_size}: {forward_ms:.1f} ms")
     rows, totals = [], collections.Counter()
     rng = np.random.default_rng(0)
-    for shape, layers in sites.items():
+    for (shape, folded), layers in sites.items():
         layer = layers[0]
         x = ops.convert_to_tensor(rng.random(shape, dtype="float32"))
         norm = keras.layers.BatchNormalization(axis=layer.channel_axis)
@@ -125,11 +140,13 @@ def profile_attention(
             ),
             "relu": _median_ms(tf, ops.relu, (x,), min_seconds, repeats),
         }
-        for part, (fn, args) in _parts(layer, x).items():
+        for part, (fn, args) in _parts(layer, x, folded).items():
             timings[part] = _median_ms(tf, fn, args, min_seconds, repeats)
         for part, ms in timings.items():
             totals[part] += ms * len(layers)
-        rows.append({"shape": shape, "count": len(layers), "ms": timings})
+        rows.append(
+            {"shape": shape, "folded": folded, "count": len(layers), "ms": timings}
+        )
         report(
             f"  {shape} x{len(layers)}: "
             + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
@@ -165,4 +182,9 @@ def format_profile(profile):
         + " ".join(f"{100 * profile['totals'][p] / forward:>9.1f}%" for p in parts)
     )
     lines.append(f"({profile['baseline']} forward: {forward:.1f} ms)")
+    if any(row["folded"] for row in profile["sites"]):
+        lines.append(
+            "(folded gates also apply their BatchNorm's affine: their extra "
+            "cost over the plain block is layer - batchnorm)"
+        )
     return "\n".join(lines)

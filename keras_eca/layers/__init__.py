@@ -9,6 +9,7 @@ from keras_eca.layers.efficient_channel_attention import (
     EfficientChannelAttentionNS,
 )
 from keras_eca.layers.efficient_channel_attention import adaptive_kernel_size
+from keras_eca.layers.folded_batch_norm import FoldedBatchNormalization
 from keras_eca.layers.registry import attention_defaults
 from keras_eca.layers.registry import get_attention
 from keras_eca.layers.registry import list_attention
@@ -25,6 +26,7 @@ __all__ = [
     "ChannelGate",
     "EfficientChannelAttention",
     "EfficientChannelAttentionNS",
+    "FoldedBatchNormalization",
     "ShuffleAttention",
     "SqueezeExcitation",
     "SqueezeExcitationGroupConv",

@@ -91,17 +91,78 @@ class ChannelGate(AttentionLayer):
     Pooling and the gate stay in float32 under mixed precision: a float16
     sum over a large feature map overflows (65504 is the largest float16),
     and the gate's weights are small enough that float32 costs nothing.
+
+    Called on the `[features, scale, offset]` of a
+    `FoldedBatchNormalization`, the layer gates `features * scale + offset`
+    without materialising it: `features * (scale * gate) + offset * gate`,
+    one pass, and no stored normalised map for training. The applications
+    build every channel gate that way.
     """
 
+    def __init__(self, *args, **kwargs):
+        # Inputs are cast in `call`, not by Keras: the scale and offset of
+        # a folded BatchNorm must stay float32 under mixed precision.
+        kwargs.setdefault("autocast", False)
+        super().__init__(*args, **kwargs)
+
+    def build(self, input_shape):
+        if _is_folded(input_shape):
+            # [features, scale, offset] of a FoldedBatchNormalization.
+            super().build(input_shape[0])
+            self.input_spec = None
+            return
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        if _is_folded(input_shape):
+            return tuple(input_shape[0])
+        return tuple(input_shape)
+
     def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            return self._folded_call(*inputs)
+        inputs = ops.cast(inputs, self.compute_dtype)
         rank = len(inputs.shape)
         pooled = ops.mean(
             ops.cast(inputs, "float32"), axis=self.spatial_axes(rank)
         )
         gate = ops.cast(ops.sigmoid(self.excite(pooled)), inputs.dtype)
-        channels = inputs.shape[self.channel_axis]
+        return inputs * self._per_channel(gate, inputs)
+
+    def _per_channel(self, vectors, like):
+        """`(batch, C)` reshaped to broadcast over the feature map `like`."""
+        rank, channels = len(like.shape), like.shape[self.channel_axis]
         if self.data_format == "channels_last":
-            gate_shape = (-1,) + (1,) * (rank - 2) + (channels,)
+            shape = (-1,) + (1,) * (rank - 2) + (channels,)
         else:
-            gate_shape = (-1, channels) + (1,) * (rank - 2)
-        return inputs * ops.reshape(gate, gate_shape)
+            shape = (-1, channels) + (1,) * (rank - 2)
+        return ops.reshape(vectors, shape)
+
+    def _folded_call(self, features, scale, offset):
+        """The gate of `features * scale + offset` (a folded BatchNorm) in
+        one pass: `features * (scale * gate) + offset * gate`."""
+        if len(features.shape) < 3 or len(scale.shape) != 1:
+            raise ValueError(
+                f"{type(self).__name__} takes a feature map or the "
+                "`[features, scale, offset]` of a FoldedBatchNormalization. "
+                "Received shapes: "
+                f"{[tuple(t.shape) for t in (features, scale, offset)]}"
+            )
+        values = ops.cast(features, "float32")
+        scale = ops.cast(scale, "float32")
+        offset = ops.cast(offset, "float32")
+        spatial = self.spatial_axes(len(features.shape))
+        pooled = ops.mean(values, axis=spatial) * scale + offset
+        gate = ops.sigmoid(self.excite(pooled))
+        out = values * self._per_channel(scale * gate, values)
+        out = out + self._per_channel(offset * gate, values)
+        return ops.cast(out, self.compute_dtype)
+
+
+def _is_folded(input_shape):
+    """Whether `input_shape` is the three shapes of a folded BatchNorm."""
+    return (
+        isinstance(input_shape, (list, tuple))
+        and len(input_shape) == 3
+        and all(isinstance(s, (list, tuple)) for s in input_shape)
+    )
