@@ -56,7 +56,8 @@ def _parts(layer, x, folded):
 
     A folded gate (after a `FoldedBatchNormalization`) also applies the
     BatchNorm's affine: its "layer" and "rescale" replace the BatchNorm's
-    own pass, so its extra cost is "layer" minus "batchnorm".
+    own pass, so its extra cost is "layer" minus "batchnorm" plus "pool"
+    (the spatial means, which the folded BatchNorm computes).
     """
     rank = len(x.shape)
     channels = x.shape[layer.channel_axis]
@@ -84,7 +85,13 @@ def _parts(layer, x, folded):
     pooled = pool(x, scale, offset)
     gate = ops.sigmoid(layer.excite(pooled))
     if folded:
-        parts = {"layer": (lambda t, a, b: layer([t, a, b]), (x, scale, offset))}
+        means = ops.mean(x, axis=axes)
+        parts = {
+            "layer": (
+                lambda t, a, b, m: layer([t, a, b, m]),
+                (x, scale, offset, means),
+            )
+        }
         parts["rescale"] = (rescale, (x, gate, scale, offset))
     else:
         parts = {"layer": (lambda t: layer(t), (x,))}

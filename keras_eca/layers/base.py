@@ -92,11 +92,12 @@ class ChannelGate(AttentionLayer):
     sum over a large feature map overflows (65504 is the largest float16),
     and the gate's weights are small enough that float32 costs nothing.
 
-    Called on the `[features, scale, offset]` of a
+    Called on the `[features, scale, offset, means]` of a
     `FoldedBatchNormalization`, the layer gates `features * scale + offset`
-    without materialising it: `features * (scale * gate) + offset * gate`,
-    one pass, and no stored normalised map for training. The applications
-    build every channel gate that way.
+    without materialising it: it pools `means * scale + offset` and returns
+    `features * (scale * gate) + offset * gate`, one pass, with no stored
+    normalised map for training. The applications build every channel gate
+    that way.
     """
 
     def __init__(self, *args, **kwargs):
@@ -107,7 +108,7 @@ class ChannelGate(AttentionLayer):
 
     def build(self, input_shape):
         if _is_folded(input_shape):
-            # [features, scale, offset] of a FoldedBatchNormalization.
+            # [features, scale, offset, means] of a FoldedBatchNormalization.
             super().build(input_shape[0])
             self.input_spec = None
             return
@@ -138,21 +139,20 @@ class ChannelGate(AttentionLayer):
             shape = (-1, channels) + (1,) * (rank - 2)
         return ops.reshape(vectors, shape)
 
-    def _folded_call(self, features, scale, offset):
+    def _folded_call(self, features, scale, offset, means):
         """The gate of `features * scale + offset` (a folded BatchNorm) in
         one pass: `features * (scale * gate) + offset * gate`."""
         if len(features.shape) < 3 or len(scale.shape) != 1:
             raise ValueError(
                 f"{type(self).__name__} takes a feature map or the "
-                "`[features, scale, offset]` of a FoldedBatchNormalization. "
-                "Received shapes: "
-                f"{[tuple(t.shape) for t in (features, scale, offset)]}"
+                "`[features, scale, offset, means]` of a "
+                "FoldedBatchNormalization. Received shapes: "
+                f"{[tuple(t.shape) for t in (features, scale, offset, means)]}"
             )
         values = ops.cast(features, "float32")
         scale = ops.cast(scale, "float32")
         offset = ops.cast(offset, "float32")
-        spatial = self.spatial_axes(len(features.shape))
-        pooled = ops.mean(values, axis=spatial) * scale + offset
+        pooled = ops.cast(means, "float32") * scale + offset
         gate = ops.sigmoid(self.excite(pooled))
         out = values * self._per_channel(scale * gate, values)
         out = out + self._per_channel(offset * gate, values)
@@ -160,9 +160,9 @@ class ChannelGate(AttentionLayer):
 
 
 def _is_folded(input_shape):
-    """Whether `input_shape` is the three shapes of a folded BatchNorm."""
+    """Whether `input_shape` is the four shapes of a folded BatchNorm."""
     return (
         isinstance(input_shape, (list, tuple))
-        and len(input_shape) == 3
+        and len(input_shape) == 4
         and all(isinstance(s, (list, tuple)) for s in input_shape)
     )

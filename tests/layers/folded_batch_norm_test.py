@@ -99,12 +99,15 @@ def test_folded_gate_keeps_float32_statistics_under_mixed_precision():
 
 def test_outputs_and_errors():
     norm = layers.FoldedBatchNormalization()
-    features, scale, offset = norm(np.ones((2, 3, 3, 4), "float32"))
+    x = RNG.normal(size=(2, 3, 3, 4)).astype("float32")
+    features, scale, offset, means = norm(x)
     assert tuple(features.shape) == (2, 3, 3, 4)
     assert tuple(scale.shape) == tuple(offset.shape) == (4,)
-    assert keras.backend.standardize_dtype(scale.dtype) == "float32"
+    np.testing.assert_allclose(to_numpy(means), x.mean(axis=(1, 2)), atol=1e-6)
+    for vector in (scale, offset, means):
+        assert keras.backend.standardize_dtype(vector.dtype) == "float32"
     with pytest.raises(ValueError, match="renorm=True"):
         layers.FoldedBatchNormalization(renorm=True)
     gate = layers.EfficientChannelAttention(kernel_size=3)
     with pytest.raises(ValueError, match=r"rank >= 3.*input_shape=\(2, 4\)"):
-        gate([np.ones((2, 4), "float32")] * 3)
+        gate([np.ones((2, 4), "float32")] * 4)
