@@ -168,8 +168,9 @@ def measure_throughput(names, settings, kinds, jit_compile, report=print):
         return {}
     batches = {}
     for metric in metrics:
-        batch_size = int(metric.rsplit("_b", 1)[1])
-        batches[metric] = synthetic_batch(batch_size, settings.image_size)
+        batches[metric] = synthetic_batch(
+            suite.batch_of(metric), settings.image_size
+        )
     models = {}
     for name in names:
         report(f"  building {name}")
@@ -192,9 +193,10 @@ def measure_throughput(names, settings, kinds, jit_compile, report=print):
         shift = repeat % len(names)
         order = names[shift:] + names[:shift]
         for metric in metrics:
-            batch_size = int(metric.rsplit("_b", 1)[1])
             for name in order:
-                value = _timed(step(name, metric), batch_size, settings.min_seconds)
+                value = _timed(
+                    step(name, metric), suite.batch_of(metric), settings.min_seconds
+                )
                 results[name][metric].append(value)
         summary = ", ".join(
             f"{name} {results[name][metrics[0]][-1]:.1f}" for name in names

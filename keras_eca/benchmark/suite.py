@@ -72,6 +72,11 @@ def kind_of(metric):
     return metric.rsplit("_b", 1)[0]
 
 
+def batch_of(metric):
+    """`"inference_b16"` -> `16`."""
+    return int(metric.rsplit("_b", 1)[1])
+
+
 def models_of(comparisons):
     """Model names in first-seen order, baselines before candidates."""
     names = []
