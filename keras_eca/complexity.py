@@ -83,6 +83,7 @@ import numbers
 import keras
 
 from keras_eca import layers as eca_layers
+from keras_eca.layers.folded_batch_norm import SpatialMean
 
 CONVENTIONS = ("macs", "thop")
 
@@ -211,8 +212,17 @@ def _dense(layer, convention):
 
 
 def _batch_norm(layer, convention):
-    inputs, _ = _io_elements(layer)
-    return 4 * inputs if convention == "thop" else 0
+    # The feature map only: a FoldedBatchNormalization may also take the
+    # means its gate pools.
+    features = keras.tree.flatten(layer.input)[0]
+    return 4 * _elements(features, layer) if convention == "thop" else 0
+
+
+def _spatial_mean(layer, convention):
+    # The means a bottleneck's gate pools, taken before its 1x1 conv: the
+    # work of the gate's pooling, which the gate's own count (the paper's
+    # architecture) already holds.
+    return 0
 
 
 def _relu(layer, convention):
@@ -310,6 +320,7 @@ _COUNTERS = {
     keras.layers.Dense: _dense,
     keras.layers.BatchNormalization: _batch_norm,
     eca_layers.FoldedBatchNormalization: _batch_norm,
+    SpatialMean: _spatial_mean,
     keras.layers.ReLU: _relu,
     keras.layers.Activation: _activation_layer,
     keras.layers.AveragePooling1D: _average_pool,

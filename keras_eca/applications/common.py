@@ -9,6 +9,7 @@ import keras
 
 from keras_eca.layers import ChannelGate
 from keras_eca.layers import FoldedBatchNormalization
+from keras_eca.layers.folded_batch_norm import SpatialMean
 
 # PyTorch BatchNorm2d: eps=1e-5, momentum=0.1 (Keras counts the other way).
 BN_EPSILON = 1e-5
@@ -54,16 +55,26 @@ def conv(
             pad, data_format=data_format, name=f"{prefix}_pad"
         )(x)
         padding = "valid"
+    return _conv_layer(
+        filters, kernel_size, strides, padding, depthwise, channels(x, data_format),
+        prefix=prefix, data_format=data_format,
+    )(x)
+
+
+def _conv_layer(
+    filters, kernel_size, strides, padding, depthwise, in_channels, *,
+    prefix, data_format,
+):
     if depthwise:
         return keras.layers.DepthwiseConv2D(
             kernel_size,
             strides=strides,
             padding=padding,
             use_bias=False,
-            depthwise_initializer=conv_initializer(channels(x, data_format)),
+            depthwise_initializer=conv_initializer(in_channels),
             data_format=data_format,
             name=f"{prefix}_conv",
-        )(x)
+        )
     return keras.layers.Conv2D(
         filters,
         kernel_size,
@@ -73,7 +84,7 @@ def conv(
         kernel_initializer=conv_initializer(),
         data_format=data_format,
         name=f"{prefix}_conv",
-    )(x)
+    )
 
 
 def batch_norm(x, *, name, data_format, zero_init=False, folded=False):
@@ -88,15 +99,47 @@ def batch_norm(x, *, name, data_format, zero_init=False, folded=False):
     )(x)
 
 
-def batch_norm_and_attention(
-    x, attention, *, name, data_format, zero_init=False
+def pointwise_conv_and_attention(
+    x, filters, attention, *, prefix, bn_name, data_format, zero_init=False
 ):
-    """The last BatchNorm of a residual branch, then its attention.
+    """The last 1x1 conv and BatchNorm of a residual branch, then its
+    attention.
 
     A channel gate (ECA, SE, ...) takes the BatchNorm folded: one pass
     instead of normalise-then-rescale, and no stored copy of the normalised
     map for training. Other attention (SA) gets the normalised map.
+
+    The gate pools the conv output `conv(h)`. A bias-free 1x1 conv commutes
+    with the spatial mean, so when `h` has fewer channels (a bottleneck's
+    quarter) the means come from `conv(mean(h))`: the same conv layer on
+    the pooled `h`, a quarter of the reading. In float32 only: the conv
+    would round the float32 means of a float16 model to float16.
     """
+    conv_layer = _conv_layer(
+        filters, 1, 1, "valid", False, channels(x, data_format),
+        prefix=prefix, data_format=data_format,
+    )
+    out = conv_layer(x)
+    folded = isinstance(attention, ChannelGate)
+    if (
+        folded
+        and channels(x, data_format) < filters
+        and conv_layer.compute_dtype == "float32"
+    ):
+        pooled = SpatialMean(data_format=data_format, name=f"{prefix}_pool")(x)
+        out = [out, conv_layer(pooled)]
+    out = batch_norm(
+        out, name=bn_name, data_format=data_format, zero_init=zero_init,
+        folded=folded,
+    )
+    return out if attention is None else attention(out)
+
+
+def batch_norm_and_attention(
+    x, attention, *, name, data_format, zero_init=False
+):
+    """The last BatchNorm of a residual branch, then its attention (folded
+    into a channel gate, see `pointwise_conv_and_attention`)."""
     folded = isinstance(attention, ChannelGate)
     x = batch_norm(
         x, name=name, data_format=data_format, zero_init=zero_init, folded=folded

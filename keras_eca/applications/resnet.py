@@ -151,13 +151,12 @@ def _bottleneck(
     )
     x = common.batch_norm(x, name=f"{prefix}_2_bn", data_format=data_format)
     x = common.relu(x, name=f"{prefix}_2_relu")
-    x = common.conv(
-        x, width * 4, 1, prefix=f"{prefix}_3", data_format=data_format
-    )
-    return common.batch_norm_and_attention(
+    return common.pointwise_conv_and_attention(
         x,
+        width * 4,
         attention,
-        name=f"{prefix}_3_bn",
+        prefix=f"{prefix}_3",
+        bn_name=f"{prefix}_3_bn",
         data_format=data_format,
         zero_init=zero_init_last,
     )

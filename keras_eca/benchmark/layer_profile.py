@@ -20,6 +20,7 @@ from keras import ops
 from keras_eca.benchmark import runner
 from keras_eca.layers.base import AttentionLayer
 from keras_eca.layers.base import ChannelGate
+from keras_eca.layers.folded_batch_norm import SpatialMean
 
 
 def _require_tensorflow():
@@ -51,13 +52,15 @@ def _median_ms(tf, fn, args, min_seconds, repeats):
     return statistics.median(per_call)
 
 
-def _parts(layer, x, folded):
+def _parts(layer, x, folded, conv_input=None):
     """`{part: (fn, args)}` to time for `layer` on the feature map `x`.
 
     A folded gate (after a `FoldedBatchNormalization`) also applies the
     BatchNorm's affine: its "layer" and "rescale" replace the BatchNorm's
     own pass, so its extra cost is "layer" minus "batchnorm" plus "pool"
-    (the spatial means, which the folded BatchNorm computes).
+    (the spatial means, which the folded BatchNorm computes). When the
+    means come from the block's narrower 1x1-conv input `conv_input`
+    (a bottleneck's `_3_pool`), "pool" is that mean times the conv kernel.
     """
     rank = len(x.shape)
     channels = x.shape[layer.channel_axis]
@@ -97,6 +100,12 @@ def _parts(layer, x, folded):
         parts = {"layer": (lambda t: layer(t), (x,))}
         parts["rescale"] = (lambda t, g: t * ops.reshape(g, shape), (x, gate))
     parts["pool"] = (pool, (x, scale, offset))
+    if conv_input is not None:
+        kernel = ops.ones((conv_input.shape[layer.channel_axis], channels))
+        parts["pool"] = (
+            lambda h, k: ops.matmul(ops.mean(h, axis=axes), k),
+            (conv_input, kernel),
+        )
     parts["gate"] = (lambda p: ops.sigmoid(layer.excite(p)), (pooled,))
     return parts
 
@@ -117,12 +126,19 @@ def profile_attention(
     runner.check_model_names([model_name, baseline])
     model = runner.build(model_name, image_size)
     sites = collections.OrderedDict()
+    # A bottleneck gate whose means come from its 1x1 conv's input: the
+    # block's `_3_pool` (resnet naming: `conv2_block1_attn` -> `..._3_pool`).
+    pools = {
+        layer.name: layer for layer in model.layers if isinstance(layer, SpatialMean)
+    }
     for layer in model.layers:
         if isinstance(layer, AttentionLayer):
             features = keras.tree.flatten(layer.input)[0]
             shape = (batch_size,) + tuple(features.shape[1:])
             folded = isinstance(layer.input, (list, tuple))
-            sites.setdefault((shape, folded), []).append(layer)
+            pool = pools.get(layer.name.removesuffix("attn") + "3_pool")
+            pool_shape = pool and (batch_size,) + tuple(pool.input.shape[1:])
+            sites.setdefault((shape, folded, pool_shape), []).append(layer)
     if not sites:
         raise ValueError(
             f"{model_name!r} has no attention layers to profile. "
@@ -136,9 +152,12 @@ def profile_attention(
     report(f"{baseline} forward, batch {batch_size}: {forward_ms:.1f} ms")
     rows, totals = [], collections.Counter()
     rng = np.random.default_rng(0)
-    for (shape, folded), layers in sites.items():
+    for (shape, folded, pool_shape), layers in sites.items():
         layer = layers[0]
         x = ops.convert_to_tensor(rng.random(shape, dtype="float32"))
+        conv_input = pool_shape and ops.convert_to_tensor(
+            rng.random(pool_shape, dtype="float32")
+        )
         norm = keras.layers.BatchNormalization(axis=layer.channel_axis)
         norm.build(shape)
         timings = {
@@ -147,12 +166,18 @@ def profile_attention(
             ),
             "relu": _median_ms(tf, ops.relu, (x,), min_seconds, repeats),
         }
-        for part, (fn, args) in _parts(layer, x, folded).items():
+        for part, (fn, args) in _parts(layer, x, folded, conv_input).items():
             timings[part] = _median_ms(tf, fn, args, min_seconds, repeats)
         for part, ms in timings.items():
             totals[part] += ms * len(layers)
         rows.append(
-            {"shape": shape, "folded": folded, "count": len(layers), "ms": timings}
+            {
+                "shape": shape,
+                "folded": folded,
+                "pooled_input": pool_shape,
+                "count": len(layers),
+                "ms": timings,
+            }
         )
         report(
             f"  {shape} x{len(layers)}: "

@@ -1,7 +1,11 @@
 """BatchNorm that hands its affine to the channel gate after it."""
 
+import math
+
 import keras
 from keras import ops
+
+from keras_eca.layers.base import standardize_data_format
 
 
 @keras.saving.register_keras_serializable(package="keras_eca")
@@ -23,6 +27,13 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
     their names and the arguments are those of
     `keras.layers.BatchNormalization`, so checkpoints load unchanged;
     `renorm` and masks are not supported.
+
+    Called on `[x, means]`, it takes the spatial means of `x` from the
+    caller instead of reducing `x`: `means` is `(batch, channels)` or the
+    same with the spatial axes kept as 1. The applications pass
+    `conv(mean(h))` for the 1x1 conv `x = conv(h)` of a bottleneck: a
+    bias-free 1x1 conv commutes with the spatial mean, and `h` has a
+    quarter of the channels, so the pooling reads a quarter of the data.
 
     Example:
 
@@ -46,16 +57,38 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
             )
         super().__init__(**kwargs)
 
+    def build(self, input_shape):
+        if _is_shape_list(input_shape) and len(input_shape) != 2:
+            _split(input_shape)  # raises: x or [x, means] only
+        if _is_pair(input_shape):
+            super().build(input_shape[0])
+            self.input_spec = None  # [x, means]: checked in `call`
+            return
+        super().build(input_shape)
+
     def call(self, inputs, training=None, mask=None):
-        if mask is not None:
+        if mask is not None and any(
+            m is not None for m in keras.tree.flatten(mask)
+        ):
             raise ValueError(
                 "FoldedBatchNormalization does not support masks. "
                 f"Received: mask={mask!r}"
             )
+        inputs, means = _split(inputs)
+        channels = inputs.shape[self.axis]
         # Statistics in float32, as keras' BatchNormalization computes.
         values = ops.cast(inputs, "float32")
-        spatial_axes = [axis for axis in self._reduction_axes if axis != 0]
-        means = ops.mean(values, axis=spatial_axes)
+        if means is None:
+            spatial_axes = [a for a in self._reduction_axes if a != 0]
+            means = ops.mean(values, axis=spatial_axes)
+        else:
+            if math.prod(d for d in means.shape[1:] if d is not None) != channels:
+                raise ValueError(
+                    "FoldedBatchNormalization([x, means]) needs one mean per "
+                    f"channel of x ({channels}). Received: means of shape "
+                    f"{tuple(means.shape)} for x of shape {tuple(inputs.shape)}"
+                )
+            means = ops.reshape(ops.cast(means, "float32"), (-1, channels))
         if training and self.trainable:
             # The variance as keras computes it; the mean from `means`, so
             # its gradient joins the gate's pooling gradient.
@@ -82,6 +115,7 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
         return [inputs, scale, offset, means]
 
     def compute_output_spec(self, inputs, training=None, mask=None):
+        inputs, _ = _split(inputs)
         channels = inputs.shape[self.axis]
         return [
             keras.KerasTensor(inputs.shape, dtype=inputs.dtype),
@@ -91,6 +125,8 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
         ]
 
     def compute_output_shape(self, input_shape):
+        if _is_pair(input_shape):
+            input_shape = input_shape[0]
         channels = input_shape[self.axis]
         return [
             tuple(input_shape),
@@ -98,3 +134,61 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
             (channels,),
             (input_shape[0], channels),
         ]
+
+
+@keras.saving.register_keras_serializable(package="keras_eca")
+class SpatialMean(keras.layers.Layer):
+    """The float32 mean over the spatial axes, kept as size-1 axes.
+
+    `(batch, H, W, C)` -> `(batch, 1, 1, C)` (channels_last) or
+    `(batch, C, 1, 1)` (channels_first), for any rank >= 3. The
+    applications pool a bottleneck's 1x1-conv input with it to hand a
+    `FoldedBatchNormalization` its means.
+    """
+
+    def __init__(self, data_format=None, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.data_format = standardize_data_format(data_format)
+
+    def _spatial_axes(self, rank):
+        if self.data_format == "channels_last":
+            return tuple(range(1, rank - 1))
+        return tuple(range(2, rank))
+
+    def call(self, inputs):
+        axes = self._spatial_axes(len(inputs.shape))
+        return ops.mean(ops.cast(inputs, "float32"), axis=axes, keepdims=True)
+
+    def compute_output_spec(self, inputs):
+        shape = list(inputs.shape)
+        for axis in self._spatial_axes(len(shape)):
+            shape[axis] = 1
+        return keras.KerasTensor(tuple(shape), dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config
+
+
+def _is_shape_list(input_shape):
+    return isinstance(input_shape, (list, tuple)) and all(
+        isinstance(s, (list, tuple)) for s in input_shape
+    )
+
+
+def _is_pair(input_shape):
+    return _is_shape_list(input_shape) and len(input_shape) == 2
+
+
+def _split(inputs):
+    """`x` or `[x, means]` -> `(x, means or None)`."""
+    if isinstance(inputs, (list, tuple)):
+        if len(inputs) != 2:
+            raise ValueError(
+                "FoldedBatchNormalization takes a feature map or "
+                f"[features, means]. Received: {len(inputs)} inputs"
+            )
+        return inputs[0], inputs[1]
+    return inputs, None

@@ -321,3 +321,22 @@ def test_channels_first_builds():
     assert model.input_shape == (None, 3, 224, 224)
     with pytest.raises(ValueError, match="known number of channels"):
         applications.build_model("resnet18", input_shape=(None, 64, 64))
+
+
+def test_bottleneck_gates_pool_the_narrow_conv_input_in_float32():
+    # GAP(conv3(h)) == conv3(GAP(h)): the gate's means come from the
+    # 4x narrower h, through the same conv3 layer, and only in float32.
+    names = {layer.name for layer in small("eca_resnet50").layers}
+    assert "conv2_block1_3_pool" in names and "conv5_block3_3_pool" in names
+    for name in ("resnet50", "sa_resnet50", "eca_resnet18", "eca_mobilenet_v2"):
+        assert not any(
+            layer.name.endswith("_pool") and "block" in layer.name
+            and not layer.name.endswith("_0_pool")
+            for layer in small(name).layers
+        ), name
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        names = {layer.name for layer in small("eca_resnet50").layers}
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert "conv2_block1_3_pool" not in names

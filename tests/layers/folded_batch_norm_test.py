@@ -111,3 +111,51 @@ def test_outputs_and_errors():
     gate = layers.EfficientChannelAttention(kernel_size=3)
     with pytest.raises(ValueError, match=r"rank >= 3.*input_shape=\(2, 4\)"):
         gate([np.ones((2, 4), "float32")] * 4)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_means_from_the_caller_match_the_reduction(data_format):
+    # [x, means] with means = conv(mean(h)) for x = conv(h), a bias-free 1x1
+    # conv: the applications' bottleneck shortcut. Same outputs, same
+    # moving statistics and the same training step as reducing x itself.
+    last = data_format == "channels_last"
+    h_shape = (3, 5, 6, 8) if last else (3, 8, 5, 6)
+    axis = -1 if last else 1
+    h = RNG.normal(0.5, 1.5, size=h_shape).astype("float32")
+    target = RNG.normal(size=(3, 5, 6, 32) if last else (3, 32, 5, 6)).astype("float32")
+    models = []
+    for shortcut in (False, True):
+        inputs = keras.Input(h_shape[1:])
+        conv = keras.layers.Conv2D(32, 1, use_bias=False, data_format=data_format, name="conv")
+        x = conv(inputs)
+        if shortcut:
+            pooled = layers.folded_batch_norm.SpatialMean(data_format=data_format)(inputs)
+            x = [x, conv(pooled)]
+        norm = layers.FoldedBatchNormalization(axis=axis, epsilon=1e-5, name="bn")(x)
+        gate = layers.EfficientChannelAttention(3, data_format=data_format, name="gate")
+        models.append(keras.Model(inputs, gate(norm)))
+    reduced, shortcut = models
+    for layer in reduced.layers[1:]:
+        randomize(layer)
+    shortcut.set_weights(reduced.get_weights())
+    np.testing.assert_allclose(to_numpy(shortcut(h)), to_numpy(reduced(h)), rtol=1e-5, atol=1e-5)
+    for model in models:
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.train_on_batch(h, target)
+    for a, b in zip(shortcut.get_weights(), reduced.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_spatial_mean_and_means_errors():
+    x = RNG.normal(size=(2, 3, 4, 5)).astype("float32")
+    mean = layers.folded_batch_norm.SpatialMean()(x)
+    assert tuple(mean.shape) == (2, 1, 1, 5)
+    assert keras.backend.standardize_dtype(mean.dtype) == "float32"
+    np.testing.assert_allclose(to_numpy(mean)[:, 0, 0], x.mean(axis=(1, 2)), atol=1e-6)
+    first = layers.folded_batch_norm.SpatialMean(data_format="channels_first")(x)
+    assert tuple(first.shape) == (2, 3, 1, 1)
+    norm = layers.FoldedBatchNormalization()
+    with pytest.raises(ValueError, match=r"one mean per channel of x \(5\).*\(2, 4\)"):
+        norm([x, np.ones((2, 4), "float32")])
+    with pytest.raises(ValueError, match="Received: 3 inputs"):
+        layers.FoldedBatchNormalization()([x, x, x])
