@@ -370,10 +370,11 @@ def build_parser():
     bench.add_argument("--warmup", type=int, default=2)
     bench.add_argument(
         "--min-seconds", type=float, default=2.0,
-        help="time each measurement at least this long (default 2)",
+        help="seconds of calls per model and measurement; the models "
+        "take turns call by call (default 2)",
     )
     bench.add_argument("--memory-steps", type=int, default=2)
-    bench.add_argument("--memory-repeats", type=int, default=2)
+    bench.add_argument("--memory-repeats", type=int, default=3)
     bench.add_argument(
         "--jit-compile", choices=("auto", "on", "off"), default="auto",
         help="XLA; auto: on with an accelerator, off on CPU",

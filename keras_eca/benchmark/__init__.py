@@ -107,12 +107,14 @@ def run_benchmark(
         )
         if memory and "memory" in kinds:
             report("peak training memory:")
-            peaks = runner.measure_memory(
+            peaks, rss = runner.measure_memory(
                 names, settings, jit_compile, policy, report=report
             )
-            metric = f"memory_b{settings.training_batch_size}"
-            for name, values in peaks.items():
-                measurements.setdefault(name, {})[metric] = values
+            batch = settings.training_batch_size
+            for name in names:
+                values = measurements.setdefault(name, {})
+                values[f"memory_b{batch}"] = peaks[name]
+                values[f"rss_b{batch}"] = rss[name]
     finally:
         keras.config.set_dtype_policy(previous_policy)
     result["measurements"] = measurements

@@ -104,6 +104,22 @@ def _tensorflow_peak():
     return tf.config.experimental.get_memory_info("GPU:0")["peak"]
 
 
+# Set before TensorFlow starts, TF's CPU tensors come from its BFC
+# allocator, which keeps the peak bytes in use, as it does on a GPU.
+TF_CPU_BFC_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
+
+
+def tensorflow_cpu_peak_bytes():
+    """Peak bytes of tensors TF's CPU allocator held, or `None` when the
+    process did not start with `TF_CPU_BFC_ENV`."""
+    import tensorflow as tf
+
+    try:
+        return tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    except ValueError:  # the default CPU allocator keeps no statistics
+        return None
+
+
 def _jax_peak():
     import jax
 

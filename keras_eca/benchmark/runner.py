@@ -8,6 +8,7 @@ candidate and baseline alike and cancels in their ratio.
 import dataclasses
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,7 +40,7 @@ class Settings:
     warmup: int = 2
     min_seconds: float = 2.0
     memory_steps: int = 2
-    memory_repeats: int = 2
+    memory_repeats: int = 3
     jit_compile: str = "auto"
     dtype_policy: str = "auto"
 
@@ -134,22 +135,36 @@ def synthetic_batch(batch_size, image_size, seed=0):
     return keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(labels)
 
 
-def _timed(step, batch_size, min_seconds):
-    """Images per second of `step`: the batch over the median call time,
-    calling until `min_seconds` passed (at least once).
+def _timed(steps, batch_size, min_seconds):
+    """`{name: images per second}` of the callables `steps`, called in
+    turn, one call each per round, until `min_seconds` per model passed
+    (at least one round). Each rate is the batch over the median call time.
 
-    The median shrugs off the odd call slowed by other work on the machine.
+    Alternating single calls puts every model under the same machine state
+    within tens of milliseconds; timing one model for seconds and then the
+    next let drift between those windows move a ratio by up to 8 % (two
+    copies of the same model measured 1.077 apart that way and 1.002 apart
+    this way). The median shrugs off the odd call slowed by other work.
     Keras' `predict_on_batch` / `train_on_batch` return NumPy values, so
     every call ends with the device synchronised.
     """
-    durations = []
+    names = list(steps)
+    durations = {name: [] for name in names}
+    budget = min_seconds * len(names)
     start = time.perf_counter()
+    turn = 0
     while True:
-        before = time.perf_counter()
-        step()
-        durations.append(time.perf_counter() - before)
-        if time.perf_counter() - start >= min_seconds:
-            return batch_size / statistics.median(durations)
+        shift = turn % len(names)
+        for name in names[shift:] + names[:shift]:
+            before = time.perf_counter()
+            steps[name]()
+            durations[name].append(time.perf_counter() - before)
+        turn += 1
+        if time.perf_counter() - start >= budget:
+            return {
+                name: batch_size / statistics.median(durations[name])
+                for name in names
+            }
 
 
 def metric_names(settings, kinds):
@@ -193,11 +208,13 @@ def measure_throughput(names, settings, kinds, jit_compile, report=print):
         shift = repeat % len(names)
         order = names[shift:] + names[:shift]
         for metric in metrics:
-            for name in order:
-                value = _timed(
-                    step(name, metric), suite.batch_of(metric), settings.min_seconds
-                )
-                results[name][metric].append(value)
+            rates = _timed(
+                {name: step(name, metric) for name in order},
+                suite.batch_of(metric),
+                settings.min_seconds,
+            )
+            for name in names:
+                results[name][metric].append(rates[name])
         summary = ", ".join(
             f"{name} {results[name][metrics[0]][-1]:.1f}" for name in names
         )
@@ -208,13 +225,14 @@ def measure_throughput(names, settings, kinds, jit_compile, report=print):
 
 
 def measure_memory(names, settings, jit_compile, dtype_policy, report=print):
-    """`{model: [peak training bytes per repeat]}`, one fresh process each.
+    """`({model: [peak bytes]}, {model: [peak RSS increase]})` per repeat,
+    one fresh process each (see `probe_training_memory`).
 
-    A process of its own gives each model a clean allocator: the peak is
-    resident memory (CPU) or accelerator memory over `memory_steps` training
-    steps, minus what the process held before the model was built.
+    A process of its own gives each model a clean allocator; the peaks are
+    over `memory_steps` training steps.
     """
-    results = {name: [] for name in names}
+    peaks = {name: [] for name in names}
+    rss = {name: [] for name in names}
     for repeat in range(settings.memory_repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
@@ -227,18 +245,21 @@ def measure_memory(names, settings, jit_compile, dtype_policy, report=print):
                 "dtype_policy": dtype_policy,
             }
             probe = run_memory_probe(spec)
-            results[name].append(probe["peak_bytes"])
+            peaks[name].append(probe["peak_bytes"])
+            rss[name].append(probe["rss_bytes"])
             report(
                 f"  memory {repeat + 1}/{settings.memory_repeats} {name}: "
-                f"{probe['peak_bytes'] / 2**20:.0f} MiB ({probe['source']})"
+                f"{probe['peak_bytes'] / 2**20:.0f} MiB ({probe['source']}), "
+                f"process {probe['rss_bytes'] / 2**20:.0f} MiB"
             )
-    return results
+    return peaks, rss
 
 
 def run_memory_probe(spec):
     command = [sys.executable, "-m", "keras_eca.benchmark.memory_probe",
                json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, **devices.TF_CPU_BFC_ENV}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise RuntimeError(
@@ -249,7 +270,14 @@ def run_memory_probe(spec):
 
 
 def probe_training_memory(spec):
-    """Runs in the probe process: build, train `steps` steps, report peak."""
+    """Runs in the probe process: build, train `steps` steps, report peaks.
+
+    `peak_bytes` is the allocator's peak of tensor memory: the accelerator's,
+    or on CPU with TensorFlow its BFC allocator's (the probe starts with
+    `devices.TF_CPU_BFC_ENV`). Other CPU backends keep no such count, so
+    there it is the peak RSS increase. `rss_bytes` is always the peak RSS
+    increase, which on CPU also holds the runtime's graphs and caches.
+    """
     rss_before = devices.current_rss_bytes()
     keras.config.set_dtype_policy(spec["dtype_policy"])
     model = build(spec["model"], spec["image_size"])
@@ -257,11 +285,16 @@ def probe_training_memory(spec):
     images, labels = synthetic_batch(spec["batch_size"], spec["image_size"])
     for _ in range(spec["steps"]):
         model.train_on_batch(images, labels)
+    rss = devices.peak_rss_bytes() - rss_before
     if devices.describe()["accelerators"]:
-        return {"peak_bytes": devices.accelerator_peak_bytes(),
-                "source": "accelerator peak"}
-    return {"peak_bytes": devices.peak_rss_bytes() - rss_before,
-            "source": "peak RSS increase"}
+        peak, source = devices.accelerator_peak_bytes(), "accelerator peak"
+    elif keras.backend.backend() == "tensorflow" and (
+        devices.tensorflow_cpu_peak_bytes() is not None
+    ):
+        peak, source = devices.tensorflow_cpu_peak_bytes(), "TF CPU allocator peak"
+    else:
+        peak, source = rss, "peak RSS increase"
+    return {"peak_bytes": peak, "source": source, "rss_bytes": rss}
 
 
 def measure_import_time(repeats):

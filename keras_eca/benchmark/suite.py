@@ -13,6 +13,9 @@ METRIC_KINDS = {
     "inference": ("inference", "img/s", True),
     "training": ("training step", "img/s", True),
     "memory": ("peak training memory", "MiB", False),
+    # The probe process's peak resident memory: tensors plus the runtime
+    # (graphs, kernel caches), reported next to "memory", without targets.
+    "rss": ("peak process memory", "MiB", False),
 }
 
 
