@@ -373,7 +373,7 @@ def build_parser():
         help="seconds of calls per model and measurement; the models "
         "take turns call by call (default 2)",
     )
-    bench.add_argument("--memory-steps", type=int, default=2)
+    bench.add_argument("--memory-steps", type=int, default=6)
     bench.add_argument("--memory-repeats", type=int, default=3)
     bench.add_argument(
         "--jit-compile", choices=("auto", "on", "off"), default="auto",
