@@ -103,43 +103,41 @@ def pointwise_conv_and_attention(
     x, filters, attention, *, prefix, bn_name, data_format, zero_init=False
 ):
     """The last 1x1 conv and BatchNorm of a residual branch, then its
-    attention.
+    attention (see `batch_norm_and_attention`).
 
-    A channel gate (ECA, SE, ...) takes the BatchNorm folded: one pass
-    instead of normalise-then-rescale, and no stored copy of the normalised
-    map for training. Other attention (SA) gets the normalised map.
-
-    The gate pools the conv output `conv(h)`. A bias-free 1x1 conv commutes
-    with the spatial mean, so when `h` has fewer channels (a bottleneck's
-    quarter) the means come from `conv(mean(h))`: the same conv layer on
-    the pooled `h`, a quarter of the reading. In float32 only: the conv
-    would round the float32 means of a float16 model to float16.
+    A channel gate pools the conv output `conv(h)`. A bias-free 1x1 conv
+    commutes with the spatial mean, so when `h` has fewer channels (a
+    bottleneck's quarter) the means come from `conv(mean(h))`: the same
+    conv layer on the pooled `h`, a quarter of the reading. In float32
+    only: the conv would round the float32 means of a float16 model.
     """
     conv_layer = _conv_layer(
         filters, 1, 1, "valid", False, channels(x, data_format),
         prefix=prefix, data_format=data_format,
     )
     out = conv_layer(x)
-    folded = isinstance(attention, ChannelGate)
     if (
-        folded
+        isinstance(attention, ChannelGate)
         and channels(x, data_format) < filters
         and conv_layer.compute_dtype == "float32"
     ):
         pooled = SpatialMean(data_format=data_format, name=f"{prefix}_pool")(x)
         out = [out, conv_layer(pooled)]
-    out = batch_norm(
-        out, name=bn_name, data_format=data_format, zero_init=zero_init,
-        folded=folded,
+    return batch_norm_and_attention(
+        out, attention, name=bn_name, data_format=data_format, zero_init=zero_init
     )
-    return out if attention is None else attention(out)
 
 
 def batch_norm_and_attention(
     x, attention, *, name, data_format, zero_init=False
 ):
-    """The last BatchNorm of a residual branch, then its attention (folded
-    into a channel gate, see `pointwise_conv_and_attention`)."""
+    """The last BatchNorm of a residual branch, then its attention.
+
+    A channel gate (ECA, SE, ...) takes the BatchNorm folded: one pass
+    instead of normalise-then-rescale, and no stored copy of the normalised
+    map for training. Other attention (SA) gets the normalised map. `x` may
+    be `[features, means]` for the folded BatchNorm.
+    """
     folded = isinstance(attention, ChannelGate)
     x = batch_norm(
         x, name=name, data_format=data_format, zero_init=zero_init, folded=folded

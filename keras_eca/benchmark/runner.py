@@ -289,12 +289,13 @@ def probe_training_memory(spec):
     for _ in range(spec["steps"]):
         model.train_on_batch(images, labels)
     rss = devices.peak_rss_bytes() - rss_before
+    cpu_peak = None
+    if keras.backend.backend() == "tensorflow":
+        cpu_peak = devices.tensorflow_cpu_peak_bytes()
     if devices.describe()["accelerators"]:
         peak, source = devices.accelerator_peak_bytes(), "accelerator peak"
-    elif keras.backend.backend() == "tensorflow" and (
-        devices.tensorflow_cpu_peak_bytes() is not None
-    ):
-        peak, source = devices.tensorflow_cpu_peak_bytes(), "TF CPU allocator peak"
+    elif cpu_peak is not None:
+        peak, source = cpu_peak, "TF CPU allocator peak"
     else:
         peak, source = rss, "peak RSS increase"
     return {"peak_bytes": peak, "source": source, "rss_bytes": rss}
