@@ -109,6 +109,9 @@ _FREE_LAYERS = (
     keras.layers.GlobalMaxPooling1D,
     keras.layers.GlobalMaxPooling2D,
     keras.layers.GlobalMaxPooling3D,
+    # A bottleneck gate's means, taken before its 1x1 conv: the gate's own
+    # count (the paper's pooling of the block output) already holds them.
+    SpatialMean,
 )
 
 # Activations thop 0.0.31 has a hook for (1 op per element).
@@ -218,13 +221,6 @@ def _batch_norm(layer, convention):
     return 4 * _elements(features, layer) if convention == "thop" else 0
 
 
-def _spatial_mean(layer, convention):
-    # The means a bottleneck's gate pools, taken before its 1x1 conv: the
-    # work of the gate's pooling, which the gate's own count (the paper's
-    # architecture) already holds.
-    return 0
-
-
 def _relu(layer, convention):
     inputs, _ = _io_elements(layer)
     return inputs if convention == "thop" else 0
@@ -320,7 +316,6 @@ _COUNTERS = {
     keras.layers.Dense: _dense,
     keras.layers.BatchNormalization: _batch_norm,
     eca_layers.FoldedBatchNormalization: _batch_norm,
-    SpatialMean: _spatial_mean,
     keras.layers.ReLU: _relu,
     keras.layers.Activation: _activation_layer,
     keras.layers.AveragePooling1D: _average_pool,

@@ -208,11 +208,9 @@ def measure_throughput(names, settings, kinds, jit_compile, report=print):
                 step(name, metric)()
     results = {name: {metric: [] for metric in metrics} for name in names}
     for repeat in range(settings.repeats):
-        shift = repeat % len(names)
-        order = names[shift:] + names[:shift]
         for metric in metrics:
             rates = _timed(
-                {name: step(name, metric) for name in order},
+                {name: step(name, metric) for name in names},
                 suite.batch_of(metric),
                 settings.min_seconds,
             )
