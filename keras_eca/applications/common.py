@@ -9,6 +9,7 @@ import keras
 
 from keras_eca.layers import ChannelGate
 from keras_eca.layers import FoldedBatchNormalization
+from keras_eca.layers import ShuffleAttention
 from keras_eca.layers.folded_batch_norm import SpatialMean
 
 # PyTorch BatchNorm2d: eps=1e-5, momentum=0.1 (Keras counts the other way).
@@ -137,11 +138,20 @@ def batch_norm_and_attention(
     instead of normalise-then-rescale, and no stored copy of the normalised
     map for training. Other attention (SA) gets the normalised map. `x` may
     be `[features, means]` for the folded BatchNorm.
+
+    `x` comes straight out of a conv, so SA takes its channel shuffle
+    folded into that conv's output order (`fold_shuffle=True`): the conv
+    and BatchNorm weights are stored in the shuffled order, and the
+    converters permute checkpoints to it.
     """
     folded = isinstance(attention, ChannelGate)
     x = batch_norm(
         x, name=name, data_format=data_format, zero_init=zero_init, folded=folded
     )
+    if isinstance(attention, ShuffleAttention) and not attention.fold_shuffle:
+        attention = type(attention).from_config(
+            {**attention.get_config(), "fold_shuffle": True}
+        )
     return x if attention is None else attention(x)
 
 

@@ -2,7 +2,7 @@
 
 For every attention layer of a model, grouped by input shape, times the
 layer alone and its parts (global pooling, the gate, the channel-wise
-rescale; SA's channel shuffle transpose), next to the cost of the block's
+rescale; an unfolded SA shuffle), next to the cost of the block's
 own BatchNorm and ReLU on the same tensor, each compiled with `tf.function`.
 Summed over the sites and divided by the plain backbone's forward time, it
 says how much of the model-level slowdown each part explains.
@@ -66,12 +66,14 @@ def _parts(layer, x, folded, conv_input=None):
     channels = x.shape[layer.channel_axis]
     if not isinstance(layer, ChannelGate):
         parts = {"layer": (lambda t: layer(t), (x,))}
-        parts["shuffle"] = (
-            lambda t: ops.transpose(
-                ops.reshape(t, (t.shape[0], -1, 2, channels // 2)), (0, 1, 3, 2)
-            ),
-            (x,),
-        )
+        if not getattr(layer, "fold_shuffle", True):  # else no data moves
+            parts["shuffle"] = (
+                lambda t: ops.transpose(
+                    ops.reshape(t, (t.shape[0], -1, 2, channels // 2)),
+                    (0, 1, 3, 2),
+                ),
+                (x,),
+            )
         return parts
     axes = layer.spatial_axes(rank)
     shape = [1] * rank

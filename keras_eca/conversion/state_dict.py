@@ -3,6 +3,7 @@
 import collections.abc
 import re
 
+import keras
 import numpy as np
 
 from keras_eca.applications.mobilenet_v2 import block_stage_indices
@@ -11,6 +12,8 @@ from keras_eca.conversion import naming
 from keras_eca.conversion import tensors
 from keras_eca.layers import EfficientChannelAttention
 from keras_eca.layers import EfficientChannelAttentionNS
+from keras_eca.layers import ShuffleAttention
+from keras_eca.layers import shuffle_order
 
 _DATA_PARALLEL_PREFIX = "module."
 _RESNET_STAGE = re.compile(r"^conv([2-5])_")
@@ -155,8 +158,12 @@ def load_state_dict(model, state_dict, layout="auto"):
             f"(layout={layout!r}):\n" + "\n".join(errors)
         )
 
+    orders = folded_shuffle_orders(model)
     for key, entry in expected.items():
-        value = entry.convert(values[key])
+        value = values[key]
+        if entry.layer in orders:  # PyTorch's output channels lead
+            value = np.take(value, orders[entry.layer], axis=0)
+        value = entry.convert(value)
         entry.variable.assign(np.asarray(value, dtype=entry.variable.dtype))
     return layout
 
@@ -201,6 +208,51 @@ def _shape_message(key, value, entry, model):
         f"{key} has shape {tuple(value.shape)} but the model's "
         f"{entry.layer} expects {entry.torch_shape}"
     )
+
+
+def folded_shuffle_orders(model):
+    """The output channel order of the layers an SA shuffle is folded into.
+
+    A `ShuffleAttention(fold_shuffle=True)` takes its input with the
+    channels already shuffled, so the conv and BatchNorm before it hold
+    their output channels in `shuffle_order(C)`: a PyTorch tensor of
+    theirs is read as `value[order]` along its output axis.
+
+    Args:
+        model: a Keras functional model.
+
+    Returns:
+        `{layer name: order}` for those convs and BatchNorms.
+
+    Raises:
+        ValueError: if a folded SA layer does not follow a BatchNorm that
+            follows a conv.
+    """
+    producers = {}
+    for layer in model.layers:
+        try:
+            producers[id(layer.output)] = layer
+        except (AttributeError, ValueError):  # never called
+            continue
+    orders = {}
+    for layer in model.layers:
+        if not (isinstance(layer, ShuffleAttention) and layer.fold_shuffle):
+            continue
+        norm = producers.get(id(layer.input))
+        conv = producers.get(id(norm.input)) if norm is not None else None
+        if not (
+            isinstance(norm, keras.layers.BatchNormalization)
+            and isinstance(conv, keras.layers.Conv2D)
+        ):
+            raise ValueError(
+                f"The SA layer {layer.name!r} folds its channel shuffle "
+                "(fold_shuffle=True) but does not follow a BatchNorm that "
+                "follows a Conv2D, so no weights can hold the shuffled "
+                f"order. Received: layer={layer.name!r}"
+            )
+        order = shuffle_order(int(layer.input.shape[layer.channel_axis]))
+        orders[norm.name] = orders[conv.name] = order
+    return orders
 
 
 def stage_of_layer(layer_name):

@@ -15,6 +15,7 @@ from keras_eca.layers.registry import get_attention
 from keras_eca.layers.registry import list_attention
 from keras_eca.layers.registry import register_attention
 from keras_eca.layers.shuffle_attention import ShuffleAttention
+from keras_eca.layers.shuffle_attention import shuffle_order
 from keras_eca.layers.squeeze_excitation import SqueezeExcitation
 from keras_eca.layers.squeeze_excitation import SqueezeExcitationGroupConv
 from keras_eca.layers.squeeze_excitation import SqueezeExcitationVar1
@@ -38,4 +39,5 @@ __all__ = [
     "get_attention",
     "list_attention",
     "register_attention",
+    "shuffle_order",
 ]

@@ -1,9 +1,35 @@
 """SA: shuffle attention (Yang et al., ICASSP 2021)."""
 
+import numpy as np
 from keras import ops
 
 from keras_eca.layers.base import AttentionLayer
 from keras_eca.layers.registry import register_attention
+
+
+def shuffle_order(channels):
+    """The channel shuffle (2 groups) of SA as a permutation.
+
+    Output channel `q` of the shuffle reads input channel `order[q]`
+    (`(q % 2) * C/2 + q // 2`): the halves interleaved.
+
+    Args:
+        channels: int. An even channel count `C`.
+
+    Returns:
+        An int NumPy array of length `C`.
+
+    Example:
+
+    >>> keras_eca.layers.shuffle_order(6).tolist()
+    [0, 3, 1, 4, 2, 5]
+    """
+    if channels % 2:
+        raise ValueError(
+            f"The channel shuffle needs an even channel count. "
+            f"Received: channels={channels}"
+        )
+    return np.arange(channels).reshape(2, channels // 2).T.reshape(-1)
 
 
 @register_attention("sa")
@@ -27,14 +53,26 @@ class ShuffleAttention(AttentionLayer):
 
     The layer works on either layout directly, with a dynamic batch size.
     Its statistics and gates are computed in float32. Both branches are
-    evaluated as one channel-wise `x * sigmoid(a * (x - mean) + b)` over the
-    whole feature map, which is ~30 % cheaper than gating the halves apart.
+    evaluated as one channel-wise `x * sigmoid(a * x + b)` over the whole
+    feature map, which is ~30 % cheaper than gating the halves apart.
+
+    Moving the channels for the shuffle costs as much as the rest of the
+    layer on CPU. When the layer follows a conv (and its BatchNorm), the
+    shuffle can be folded into that conv instead: permute its output
+    channels by `shuffle_order(C)` and pass `fold_shuffle=True`. The
+    layer then takes its input in the shuffled channel order, applies
+    every channel's parameters where the shuffle put that channel, and
+    moves no data; the output is the same tensor. The
+    `keras_eca.applications` builders do this, and their weight converters
+    permute the official checkpoints accordingly.
 
     Args:
         groups: int. Number of groups `G`; the channel count must be
             divisible by `2 * groups`. Defaults to `64`.
         epsilon: float. Epsilon of the spatial-branch normalisation.
             Defaults to `1e-5` (PyTorch's GroupNorm).
+        fold_shuffle: bool. Whether the input already comes in the
+            shuffled channel order (see above). Defaults to `False`.
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
             `keras.config.image_data_format()`.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
@@ -49,11 +87,23 @@ class ShuffleAttention(AttentionLayer):
     >>> tuple(layer(x).shape), layer.count_params()  # 6 * 256 / 128
     ((2, 8, 8, 256), 12)
 
+    Folding the shuffle gives the same output from the permuted input:
+
+    >>> order = keras_eca.layers.shuffle_order(256)
+    >>> folded = keras_eca.layers.ShuffleAttention(groups=64, fold_shuffle=True)
+    >>> folded.build(x.shape)
+    >>> folded.set_weights(layer.get_weights())
+    >>> bool(np.allclose(folded(x[..., order]), layer(x), atol=1e-6))
+    True
+
     Reference:
     - [Yang et al., 2021](https://arxiv.org/abs/2102.00240)
     """
 
-    def __init__(self, groups=64, epsilon=1e-5, data_format=None, **kwargs):
+    def __init__(
+        self, groups=64, epsilon=1e-5, fold_shuffle=False, data_format=None,
+        **kwargs,
+    ):
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
             raise ValueError(
                 f"`groups` must be a positive integer. Received: groups={groups!r}"
@@ -62,9 +112,15 @@ class ShuffleAttention(AttentionLayer):
             raise ValueError(
                 f"`epsilon` must be a number > 0. Received: epsilon={epsilon!r}"
             )
+        if not isinstance(fold_shuffle, bool):
+            raise ValueError(
+                "`fold_shuffle` must be True or False. "
+                f"Received: fold_shuffle={fold_shuffle!r}"
+            )
         super().__init__(data_format=data_format, **kwargs)
         self.groups = groups
         self.epsilon = epsilon
+        self.fold_shuffle = fold_shuffle
 
     def build_attention(self, channels):
         if channels % (2 * self.groups):
@@ -90,7 +146,6 @@ class ShuffleAttention(AttentionLayer):
 
     def call(self, inputs):
         channels = inputs.shape[self.channel_axis]
-        half = channels // (2 * self.groups)
         batch = ops.shape(inputs)[0]
         last = self.data_format == "channels_last"
         # (B, L, C) or (B, C, L): every op below is a plain channel-wise
@@ -98,52 +153,71 @@ class ShuffleAttention(AttentionLayer):
         # about twice as much on CPU.
         flat_shape = (batch, -1, channels) if last else (batch, channels, -1)
         x = ops.reshape(ops.cast(inputs, "float32"), flat_shape)
-        spatial_axis = 1 if last else 2
-        mean = ops.mean(x, axis=spatial_axis, keepdims=True)
-        centered = x - mean
-        variance = ops.mean(
-            ops.square(centered), axis=spatial_axis, keepdims=True
-        )
-
-        def by_branch(stat):  # (B, C) view as (B, G, branch, half)
-            return ops.reshape(stat, (batch, self.groups, 2, half))
-
-        mean = by_branch(mean)
-        rstd = ops.rsqrt(by_branch(variance)[:, :, 1] + self.epsilon)
-        # Both branches as sigmoid(centered * slope + offset) per channel.
-        # Channel branch: slope 0, offset cweight * GAP + cbias. Spatial
-        # branch: GroupNorm and its affine folded into one slope and offset.
-        slope = ops.stack(
-            [ops.zeros_like(rstd), self.sweight * self.gn_gamma * rstd], axis=2
-        )
-        offset = ops.stack(
-            [
-                self.cweight * mean[:, :, 0] + self.cbias,
-                ops.broadcast_to(
-                    self.sweight * self.gn_beta + self.sbias, ops.shape(rstd)
-                ),
-            ],
-            axis=2,
-        )
+        mean, variance = ops.moments(x, axes=[1 if last else 2])
+        slope, offset = self._gate_coefficients(mean, variance, batch, channels)
         param_shape = (batch, 1, channels) if last else (batch, channels, 1)
         gate = ops.sigmoid(
-            centered * ops.reshape(slope, param_shape)
+            x * ops.reshape(slope, param_shape)
             + ops.reshape(offset, param_shape)
         )
         out = x * gate
-
-        # Channel shuffle with 2 groups: output channel q reads channel
-        # (q % 2) * C/2 + q // 2.
-        if last:
-            out = ops.reshape(out, (batch, -1, 2, channels // 2))
-            out = ops.transpose(out, (0, 1, 3, 2))
-        else:
-            out = ops.reshape(out, (batch, 2, channels // 2, -1))
-            out = ops.transpose(out, (0, 2, 1, 3))
+        if not self.fold_shuffle:
+            # Output channel q reads channel (q % 2) * C/2 + q // 2.
+            if last:
+                out = ops.reshape(out, (batch, -1, 2, channels // 2))
+                out = ops.transpose(out, (0, 1, 3, 2))
+            else:
+                out = ops.reshape(out, (batch, 2, channels // 2, -1))
+                out = ops.transpose(out, (0, 2, 1, 3))
         out = ops.reshape(out, ops.shape(inputs))
         return ops.cast(out, inputs.dtype)
 
+    def _gate_coefficients(self, mean, variance, batch, channels):
+        """Per sample and channel, the `a` and `b` of `sigmoid(a * x + b)`,
+        from the `(B, C)` spatial statistics, in the input's channel order.
+
+        Channel branch: `a = 0`, `b = cweight * mean + cbias`. Spatial
+        branch: the GroupNorm and both affines folded into one `a`, `b`.
+        """
+        half = channels // (2 * self.groups)
+        stats = ops.stack([mean, variance], axis=1)  # (B, 2, C)
+        if self.fold_shuffle:
+            stats = _interleave(stats, channels, inverse=True)
+        # (B, 2 stats, G, 2 branches, half)
+        stats = ops.reshape(stats, (batch, 2, self.groups, 2, half))
+        channel_mean = stats[:, 0, :, 0]
+        spatial_mean = stats[:, 0, :, 1]
+        rstd = ops.rsqrt(stats[:, 1, :, 1] + self.epsilon)
+        spatial_slope = self.sweight * self.gn_gamma * rstd
+        spatial_offset = (
+            self.sweight * self.gn_beta + self.sbias - spatial_slope * spatial_mean
+        )
+        slope = ops.stack([ops.zeros_like(rstd), spatial_slope], axis=2)
+        offset = ops.stack(
+            [self.cweight * channel_mean + self.cbias, spatial_offset], axis=2
+        )
+        coefficients = ops.reshape(
+            ops.stack([slope, offset], axis=1), (batch, 2, channels)
+        )
+        if self.fold_shuffle:
+            coefficients = _interleave(coefficients, channels)
+        return coefficients[:, 0], coefficients[:, 1]
+
     def get_config(self):
         config = super().get_config()
-        config.update(groups=self.groups, epsilon=self.epsilon)
+        config.update(
+            groups=self.groups,
+            epsilon=self.epsilon,
+            fold_shuffle=self.fold_shuffle,
+        )
         return config
+
+
+def _interleave(vectors, channels, inverse=False):
+    """The channel shuffle on `(B, n, C)` vectors; `inverse` undoes it."""
+    batch, count = ops.shape(vectors)[0], vectors.shape[1]
+    split = (2, channels // 2)
+    vectors = ops.reshape(
+        vectors, (batch, count) + (split[::-1] if inverse else split)
+    )
+    return ops.reshape(ops.transpose(vectors, (0, 1, 3, 2)), (batch, count, channels))

@@ -213,3 +213,48 @@ def test_se_and_sa_conversions():
     assert sorted(entries) == sorted(f"sa.{n}" for n in names)
     assert entries["sa.cweight"].torch_shape == (1, 4, 1, 1)
     assert entries["sa.gn.bias"].torch_shape == (4,)
+
+
+def test_sa_models_hold_the_last_conv_and_bn_in_the_shuffled_order():
+    """The builders fold SA's shuffle into the block's last conv and BN:
+    their PyTorch tensors are loaded permuted along the output channels."""
+    model = build("resnet50", attention="sa", input_shape=(32, 32, 3), include_top=False)
+    attention = [l for l in model.layers if isinstance(l, layers.ShuffleAttention)]
+    assert len(attention) == 16 and all(l.fold_shuffle for l in attention)
+    orders = conversion.state_dict.folded_shuffle_orders(model)
+    assert sorted(orders) == sorted(
+        f"{l.name[: -len('_attn')]}_3_{kind}" for l in attention for kind in ("conv", "bn")
+    )
+    np.testing.assert_array_equal(orders["conv2_block1_3_conv"], layers.shuffle_order(256))
+    # The loader applies them: conv3 weight [O, I, 1, 1] and bn3 vectors.
+    prefixes = conversion.naming.torch_prefixes(model, "official")
+    state_dict = {}
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if layer.name in prefixes:
+            for entry in tensors.layer_tensors(layer, prefixes[layer.name]):
+                state_dict[entry.key] = rng.normal(size=entry.torch_shape).astype("float32")
+    conversion.load_state_dict(model, state_dict)
+    order = layers.shuffle_order(256)
+    conv3 = state_dict["layer1.0.conv3.weight"]
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("conv2_block1_3_conv").kernel),
+        conv3[order].transpose(2, 3, 1, 0),
+    )
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("conv2_block1_3_bn").moving_mean),
+        state_dict["layer1.0.bn3.running_mean"][order],
+    )
+    # Layers outside the fold load as they are.
+    np.testing.assert_array_equal(
+        numpy(model.get_layer("conv2_block1_0_bn").moving_mean),
+        state_dict["layer1.0.downsample.1.running_mean"],
+    )
+
+
+def test_a_folded_shuffle_needs_a_conv_and_bn_before_it():
+    inputs = keras.Input((4, 4, 16))
+    outputs = layers.ShuffleAttention(groups=2, fold_shuffle=True, name="sa")(inputs)
+    model = keras.Model(inputs, outputs)
+    with pytest.raises(ValueError, match="'sa' folds its channel shuffle"):
+        conversion.state_dict.folded_shuffle_orders(model)

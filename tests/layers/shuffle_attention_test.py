@@ -75,3 +75,64 @@ def test_batch_dimension_is_dynamic_in_a_compiled_function():
     for batch in (1, 5):
         y = model.predict(testing.random_input((batch, 4, 6, 128)), verbose=0)
         assert y.shape == (batch, 4, 6, 128)
+
+
+def test_shuffle_order_interleaves_the_halves():
+    order = layers.shuffle_order(8)
+    np.testing.assert_array_equal(order, [0, 4, 1, 5, 2, 6, 3, 7])
+    x = testing.random_input((2, 3, 3, 128))
+    y = testing.to_numpy(layers.ShuffleAttention()(x))
+    # With the initial (constant) gates, the output is the shuffled input.
+    np.testing.assert_allclose(y, x[..., layers.shuffle_order(128)] / (1 + np.exp(-1)), rtol=1e-5)
+    with pytest.raises(ValueError, match="channels=7"):
+        layers.shuffle_order(7)
+
+
+def _random_sa_weights(layer, seed):
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.weights])
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("shape, groups", [((2, 5, 7, 256), 64), ((3, 9, 24), 3), ((2, 3, 4, 2, 64), 4)])
+def test_folded_shuffle_gives_the_output_from_the_permuted_input(data_format, shape, groups):
+    """fold_shuffle=True on the shuffled input == the plain layer, and its
+    gradients are the permuted gradients (training is unchanged)."""
+    if data_format == "channels_first":
+        shape = (shape[0], shape[-1]) + shape[1:-1]
+    axis = -1 if data_format == "channels_last" else 1
+    plain = layers.ShuffleAttention(groups=groups, data_format=data_format)
+    folded = layers.ShuffleAttention(groups=groups, fold_shuffle=True, data_format=data_format)
+    plain.build(shape)
+    folded.build(shape)
+    _random_sa_weights(plain, 0)
+    folded.set_weights(plain.get_weights())
+    x = testing.random_input(shape, seed=1) + 0.5
+    order = layers.shuffle_order(shape[axis])
+    expected = testing.to_numpy(plain(x))
+    got = testing.to_numpy(folded(np.take(x, order, axis=axis)))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_folded_shuffle_trains_like_the_plain_layer():
+    shape = (4, 6, 6, 64)
+    x = testing.random_input(shape, seed=2)
+    target = testing.random_input(shape, seed=3)
+    order = layers.shuffle_order(64)
+    trained = []
+    for fold, inputs, labels in ((False, x, target), (True, x[..., order], target)):
+        inp = keras.Input(shape[1:])
+        model = keras.Model(inp, layers.ShuffleAttention(groups=4, fold_shuffle=fold)(inp))
+        _random_sa_weights(model.layers[-1], 4)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+        model.fit(inputs, labels, batch_size=4, epochs=3, verbose=0)
+        trained.append(model.get_weights())
+    for plain_weight, folded_weight in zip(*trained):
+        np.testing.assert_allclose(folded_weight, plain_weight, rtol=1e-4, atol=1e-6)
+
+
+def test_fold_shuffle_is_in_the_config_and_checked():
+    layer = layers.ShuffleAttention(groups=4, fold_shuffle=True)
+    assert layers.ShuffleAttention.from_config(layer.get_config()).fold_shuffle is True
+    with pytest.raises(ValueError, match="fold_shuffle='yes'"):
+        layers.ShuffleAttention(fold_shuffle="yes")
