@@ -153,14 +153,16 @@ class ShuffleAttention(AttentionLayer):
         # about twice as much on CPU.
         flat_shape = (batch, -1, channels) if last else (batch, channels, -1)
         x = ops.reshape(ops.cast(inputs, "float32"), flat_shape)
-        mean, variance = ops.moments(x, axes=[1 if last else 2])
-        slope, offset = self._gate_coefficients(mean, variance, batch, channels)
-        param_shape = (batch, 1, channels) if last else (batch, channels, 1)
-        gate = ops.sigmoid(
-            x * ops.reshape(slope, param_shape)
-            + ops.reshape(offset, param_shape)
-        )
-        out = x * gate
+        param_shape = (1, 1, channels) if last else (1, channels, 1)
+        rate, slope_rate, bias = self._channel_constants(channels, param_shape)
+        # Per sample and channel, gate = sigmoid(slope * x + offset).
+        # Channel branch: slope 0, offset cweight * mean + cbias. Spatial
+        # branch: the GroupNorm and both affines folded into one slope and
+        # offset. Only these few (B, C) ops wait for the statistics.
+        mean, variance = ops.moments(x, axes=[1 if last else 2], keepdims=True)
+        slope = slope_rate * ops.rsqrt(variance + self.epsilon)
+        offset = mean * (rate - slope) + bias
+        out = x * ops.sigmoid(x * slope + offset)
         if not self.fold_shuffle:
             # Output channel q reads channel (q % 2) * C/2 + q // 2.
             if last:
@@ -172,36 +174,31 @@ class ShuffleAttention(AttentionLayer):
         out = ops.reshape(out, ops.shape(inputs))
         return ops.cast(out, inputs.dtype)
 
-    def _gate_coefficients(self, mean, variance, batch, channels):
-        """Per sample and channel, the `a` and `b` of `sigmoid(a * x + b)`,
-        from the `(B, C)` spatial statistics, in the input's channel order.
-
-        Channel branch: `a = 0`, `b = cweight * mean + cbias`. Spatial
-        branch: the GroupNorm and both affines folded into one `a`, `b`.
-        """
+    def _channel_constants(self, channels, shape):
+        """The weights as three per-channel vectors, in the input's channel
+        order: `offset = mean * (rate - slope) + bias` and
+        `slope = slope_rate * rstd` give both branches' gates."""
+        cweight, cbias, sweight, sbias, gamma, beta = (
+            w.value  # tf.stack cannot take keras Variables
+            for w in (
+                self.cweight, self.cbias, self.sweight, self.sbias,
+                self.gn_gamma, self.gn_beta,
+            )
+        )
+        zeros = ops.zeros_like(cweight)
+        table = ops.stack(  # (3 vectors, 2 branches: channel, spatial, half)
+            [
+                ops.stack([cweight, zeros]),
+                ops.stack([zeros, sweight * gamma]),
+                ops.stack([cbias, sweight * beta + sbias]),
+            ]
+        )
         half = channels // (2 * self.groups)
-        stats = ops.stack([mean, variance], axis=1)  # (B, 2, C)
+        table = ops.broadcast_to(ops.expand_dims(table, 1), (3, self.groups, 2, half))
+        table = ops.reshape(table, (3, channels))
         if self.fold_shuffle:
-            stats = _interleave(stats, channels, inverse=True)
-        # (B, 2 stats, G, 2 branches, half)
-        stats = ops.reshape(stats, (batch, 2, self.groups, 2, half))
-        channel_mean = stats[:, 0, :, 0]
-        spatial_mean = stats[:, 0, :, 1]
-        rstd = ops.rsqrt(stats[:, 1, :, 1] + self.epsilon)
-        spatial_slope = self.sweight * self.gn_gamma * rstd
-        spatial_offset = (
-            self.sweight * self.gn_beta + self.sbias - spatial_slope * spatial_mean
-        )
-        slope = ops.stack([ops.zeros_like(rstd), spatial_slope], axis=2)
-        offset = ops.stack(
-            [self.cweight * channel_mean + self.cbias, spatial_offset], axis=2
-        )
-        coefficients = ops.reshape(
-            ops.stack([slope, offset], axis=1), (batch, 2, channels)
-        )
-        if self.fold_shuffle:
-            coefficients = _interleave(coefficients, channels)
-        return coefficients[:, 0], coefficients[:, 1]
+            table = ops.take(table, shuffle_order(channels), axis=1)
+        return [ops.reshape(table[i], shape) for i in range(3)]
 
     def get_config(self):
         config = super().get_config()
@@ -212,12 +209,3 @@ class ShuffleAttention(AttentionLayer):
         )
         return config
 
-
-def _interleave(vectors, channels, inverse=False):
-    """The channel shuffle on `(B, n, C)` vectors; `inverse` undoes it."""
-    batch, count = ops.shape(vectors)[0], vectors.shape[1]
-    split = (2, channels // 2)
-    vectors = ops.reshape(
-        vectors, (batch, count) + (split[::-1] if inverse else split)
-    )
-    return ops.reshape(ops.transpose(vectors, (0, 1, 3, 2)), (batch, count, channels))
