@@ -9,7 +9,10 @@ import json
 
 import pytest
 
+import keras
+
 from keras_eca import benchmark
+from keras_eca import layers
 from keras_eca import cli
 from keras_eca.benchmark import devices
 from keras_eca.benchmark import report
@@ -106,7 +109,10 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     )
     assert result["device"]["backend"] == "tensorflow"
     assert result["settings"]["jit_compile_resolved"] in (True, False)
-    metrics = ["inference_b1", "inference_b2", "training_b2", "memory_b2", "rss_b2"]
+    metrics = [
+        "inference_b1", "inference_b2", "training_b2", "memory_b2", "rss_b2",
+        "activations_b2",
+    ]
     for name in ("resnet18", "eca_resnet18"):
         assert list(result["measurements"][name]) == metrics
         for metric in metrics[:3]:
@@ -118,6 +124,8 @@ def test_tiny_benchmark_end_to_end(tmp_path):
         peak = result["measurements"][name]["memory_b2"][0]
         assert peak > 2 * params_bytes
         assert result["measurements"][name]["rss_b2"][0] > peak
+        stored = result["measurements"][name]["activations_b2"]
+        assert len(stored) == 1 and 0 < stored[0] < peak
     assert any("TF CPU allocator peak" in line for line in lines)
     rows = result["comparisons"]
     assert [row["metric"] for row in rows] == metrics
@@ -128,7 +136,7 @@ def test_tiny_benchmark_end_to_end(tmp_path):
             for c, b in zip(measured["eca_resnet18"][row["metric"]], measured["resnet18"][row["metric"]])
         ]
         assert row["ratios"] == pytest.approx(expected)
-        assert row.get("met") is (None if row["kind"] == "rss" else True)
+        assert row.get("met") is (None if row["kind"] in ("rss", "activations") else True)
     startup = result["startup"]
     assert 0 < startup["import"]["median"] < startup["import"]["keras_median"]
     assert len(startup["build"]["ratios"]) == 2
@@ -231,3 +239,48 @@ def test_layer_profile_covers_every_attention_site(model, baseline, part, folded
     expected = sum(row["ms"]["layer"] * row["count"] for row in profile["sites"])
     assert profile["totals"]["layer"] == pytest.approx(expected)
     assert f"% of {baseline} fwd" in layer_profile.format_profile(profile)
+
+
+def _conv_bn_gate(folded, batch_norm=True):
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", use_bias=False)(inputs)
+    if folded:
+        x = layers.EfficientChannelAttention(kernel_size=3)(layers.FoldedBatchNormalization()(x))
+    else:
+        x = keras.layers.BatchNormalization()(x) if batch_norm else x
+        x = layers.EfficientChannelAttention(kernel_size=3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+def test_stored_activations_count_the_tensors_backward_reads():
+    from keras_eca.benchmark.activations import stored_activation_bytes
+
+    model = _conv_bn_gate(folded=False)
+    sizes = [stored_activation_bytes(model, b) for b in (2, 4, 6)]
+    # A fixed part (per-channel vectors) plus the same bytes per sample.
+    assert sizes[2] - sizes[1] == sizes[1] - sizes[0] > 0
+    per_sample_map = 16 * 16 * 32 * 4
+    # The plain BN + gate keeps the conv output and the normalised map;
+    # folded, the gate rescales the conv output itself: one map fewer per
+    # sample (batch 2), give or take a few per-channel vectors.
+    folded = stored_activation_bytes(_conv_bn_gate(folded=True), 2)
+    assert abs(sizes[0] - folded - 2 * per_sample_map) < 1024
+    no_bn = stored_activation_bytes(_conv_bn_gate(folded=False, batch_norm=False), 2)
+    assert abs(folded - no_bn) < per_sample_map
+    with pytest.raises(ValueError, match="batch_size=0"):
+        stored_activation_bytes(model, 0)
+
+
+def test_eca_resnet50_stores_what_resnet50_stores():
+    """The issue's memory target, in its deterministic part: ECA adds only
+    (batch, channels) vectors to what a ResNet-50 step keeps (224 px, batch
+    16; graphs are traced, not run). SA keeps several maps per block."""
+    from keras_eca.benchmark.activations import stored_activation_bytes
+
+    stored = {
+        name: stored_activation_bytes(runner.build(name, 224), 16)
+        for name in ("resnet50", "eca_resnet50", "sa_resnet50")
+    }
+    assert 1.0 < stored["eca_resnet50"] / stored["resnet50"] < 1.01
+    assert stored["sa_resnet50"] / stored["resnet50"] > 1.3

@@ -64,7 +64,9 @@ def run_benchmark(
             names. Defaults to the ResNet-50 / MobileNetV2 suite.
         settings: a `Settings`; defaults to `Settings()`.
         memory: measure peak training memory (one subprocess per model and
-            repeat) when some comparison has a `"memory"` target.
+            repeat) when some comparison has a `"memory"` target, and with
+            TensorFlow the stored activations of a training step (from its
+            graph, exact).
         startup: also time `import keras_eca` (over `import keras`) and
             building `build_pair[0]` against `build_pair[1]`.
         report: callable for progress lines, or `None` for silence.
@@ -115,6 +117,12 @@ def run_benchmark(
                 values = measurements.setdefault(name, {})
                 values[f"memory_b{batch}"] = peaks[name]
                 values[f"rss_b{batch}"] = rss[name]
+            if device["backend"] == "tensorflow":
+                stored = runner.measure_stored_activations(
+                    names, settings, report=report
+                )
+                for name in names:
+                    measurements[name][f"activations_b{batch}"] = stored[name]
     finally:
         keras.config.set_dtype_policy(previous_policy)
     result["measurements"] = measurements

@@ -256,6 +256,26 @@ def measure_memory(names, settings, jit_compile, dtype_policy, report=print):
     return peaks, rss
 
 
+def measure_stored_activations(names, settings, report=print):
+    """`{model: [bytes]}`: the forward tensors one training step keeps for
+    backward (TensorFlow; see `activations.stored_activation_bytes`). The
+    count is exact, so one value per model."""
+    from keras_eca.benchmark import activations
+
+    stored = {}
+    for name in names:
+        model = build(name, settings.image_size)
+        stored[name] = [
+            activations.stored_activation_bytes(
+                model, settings.training_batch_size
+            )
+        ]
+        report(f"  stored activations {name}: {stored[name][0] / 2**20:.1f} MiB")
+        del model
+        gc.collect()
+    return stored
+
+
 def run_memory_probe(spec):
     command = [sys.executable, "-m", "keras_eca.benchmark.memory_probe",
                json.dumps(spec)]

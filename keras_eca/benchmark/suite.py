@@ -16,6 +16,9 @@ METRIC_KINDS = {
     # The probe process's peak resident memory: tensors plus the runtime
     # (graphs, kernel caches), reported next to "memory", without targets.
     "rss": ("peak process memory", "MiB", False),
+    # The forward tensors a training step keeps for backward, summed from
+    # its TensorFlow graph: exact where the allocator's peak is noisy.
+    "activations": ("stored activations", "MiB", False),
 }
 
 
