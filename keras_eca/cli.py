@@ -404,7 +404,10 @@ def build_parser():
         "pass (TensorFlow)",
     )
     prof.add_argument("model", help="e.g. eca_resnet50")
-    prof.add_argument("--baseline", default="resnet50")
+    prof.add_argument(
+        "--baseline",
+        help="a model name (default: the model itself without attention)",
+    )
     prof.add_argument("--batch-size", type=int, default=16)
     prof.add_argument("--image-size", type=int, default=224)
     prof.add_argument("--repeats", type=int, default=5)

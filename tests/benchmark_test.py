@@ -238,7 +238,19 @@ def test_layer_profile_covers_every_attention_site(model, baseline, part, folded
             assert row["pooled_input"] is None
     expected = sum(row["ms"]["layer"] * row["count"] for row in profile["sites"])
     assert profile["totals"]["layer"] == pytest.approx(expected)
-    assert f"% of {baseline} fwd" in layer_profile.format_profile(profile)
+    assert f"(baseline: {baseline}, forward" in layer_profile.format_profile(profile)
+
+
+def test_layer_profile_defaults_to_the_model_without_attention():
+    from keras_eca.benchmark import layer_profile
+
+    profile = layer_profile.profile_attention(
+        "eca_mobilenet_v2", batch_size=1, image_size=32,
+        repeats=1, min_seconds=0.0, report=lambda line: None,
+    )
+    assert profile["baseline"] == "eca_mobilenet_v2 with attention=None"
+    assert sum(row["count"] for row in profile["sites"]) == 17
+    assert "(baseline: eca_mobilenet_v2 with attention=None" in layer_profile.format_profile(profile)
 
 
 def _conv_bn_gate(folded, batch_norm=True):

@@ -17,6 +17,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_eca import applications
 from keras_eca.benchmark import runner
 from keras_eca.layers.base import AttentionLayer
 from keras_eca.layers.base import ChannelGate
@@ -114,7 +115,7 @@ def _parts(layer, x, folded, conv_input=None):
 
 def profile_attention(
     model_name,
-    baseline="resnet50",
+    baseline=None,
     batch_size=16,
     image_size=224,
     repeats=5,
@@ -122,10 +123,11 @@ def profile_attention(
     report=print,
 ):
     """Times the attention sites of `model_name` against `baseline`'s
-    forward pass. Returns `{"forward_ms", "sites": [...], "totals"}` with
-    milliseconds per batch; `totals[part]` sums a part over all sites."""
+    forward pass (default: `model_name` built with `attention=None`).
+    Returns `{"forward_ms", "sites": [...], "totals"}` with milliseconds
+    per batch; `totals[part]` sums a part over all sites."""
     tf = _require_tensorflow()
-    runner.check_model_names([model_name, baseline])
+    runner.check_model_names([model_name] + ([baseline] if baseline else []))
     model = runner.build(model_name, image_size)
     sites = collections.OrderedDict()
     # A bottleneck gate whose means come from its 1x1 conv's input: the
@@ -146,7 +148,14 @@ def profile_attention(
             f"{model_name!r} has no attention layers to profile. "
             f"Received: model_name={model_name!r}"
         )
-    plain = runner.build(baseline, image_size)
+    if baseline:
+        plain = runner.build(baseline, image_size)
+    else:
+        baseline = f"{model_name} with attention=None"
+        plain = applications.build_model(
+            model_name, weights=None, attention=None,
+            input_shape=(image_size, image_size, 3),
+        )
     images, _ = runner.synthetic_batch(batch_size, image_size)
     forward_ms = _median_ms(
         tf, lambda t: plain(t, training=False), (images,), min_seconds, repeats
@@ -212,10 +221,10 @@ def format_profile(profile):
         + " ".join(f"{profile['totals'][p]:>10.1f}" for p in parts)
     )
     lines.append(
-        f"{'% of ' + profile['baseline'] + ' fwd':<26} "
+        f"{'% of baseline fwd':<26} "
         + " ".join(f"{100 * profile['totals'][p] / forward:>9.1f}%" for p in parts)
     )
-    lines.append(f"({profile['baseline']} forward: {forward:.1f} ms)")
+    lines.append(f"(baseline: {profile['baseline']}, forward {forward:.1f} ms)")
     if any(row["folded"] for row in profile["sites"]):
         lines.append(
             "(folded gates also apply their BatchNorm's affine: their extra "
