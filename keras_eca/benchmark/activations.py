@@ -34,6 +34,7 @@ def stored_activation_bytes(model, batch_size):
     Example:
 
     >>> from keras_eca import applications
+    >>> from keras_eca.benchmark.activations import stored_activation_bytes
     >>> model = applications.build_model(
     ...     "eca_resnet18", weights=None, input_shape=(32, 32, 3), classes=10)
     >>> stored_activation_bytes(model, batch_size=2) > 0
