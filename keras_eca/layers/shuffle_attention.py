@@ -93,7 +93,8 @@ class ShuffleAttention(AttentionLayer):
     >>> folded = keras_eca.layers.ShuffleAttention(groups=64, fold_shuffle=True)
     >>> folded.build(x.shape)
     >>> folded.set_weights(layer.get_weights())
-    >>> bool(np.allclose(folded(x[..., order]), layer(x), atol=1e-6))
+    >>> got = keras.ops.convert_to_numpy(folded(x[..., order]))
+    >>> bool(np.allclose(got, keras.ops.convert_to_numpy(layer(x)), atol=1e-6))
     True
 
     Reference:
