@@ -18,6 +18,13 @@ def standardize_data_format(data_format):
     return data_format
 
 
+def spatial_axes(data_format, rank):
+    """The spatial axes of a rank-`rank` feature map in `data_format`."""
+    if data_format == "channels_last":
+        return tuple(range(1, rank - 1))
+    return tuple(range(2, rank))
+
+
 def torch_default_uniform(fan_in):
     """PyTorch's default Conv/Linear weight init: U(-1/sqrt(fan_in), ...).
 
@@ -45,9 +52,7 @@ class AttentionLayer(keras.layers.Layer):
         return -1 if self.data_format == "channels_last" else 1
 
     def spatial_axes(self, rank):
-        if self.data_format == "channels_last":
-            return tuple(range(1, rank - 1))
-        return tuple(range(2, rank))
+        return spatial_axes(self.data_format, rank)
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_eca.layers.base import spatial_axes
 from keras_eca.layers.base import standardize_data_format
 
 
@@ -151,18 +152,13 @@ class SpatialMean(keras.layers.Layer):
         super().__init__(**kwargs)
         self.data_format = standardize_data_format(data_format)
 
-    def _spatial_axes(self, rank):
-        if self.data_format == "channels_last":
-            return tuple(range(1, rank - 1))
-        return tuple(range(2, rank))
-
     def call(self, inputs):
-        axes = self._spatial_axes(len(inputs.shape))
+        axes = spatial_axes(self.data_format, len(inputs.shape))
         return ops.mean(ops.cast(inputs, "float32"), axis=axes, keepdims=True)
 
     def compute_output_spec(self, inputs):
         shape = list(inputs.shape)
-        for axis in self._spatial_axes(len(shape)):
+        for axis in spatial_axes(self.data_format, len(shape)):
             shape[axis] = 1
         return keras.KerasTensor(tuple(shape), dtype="float32")
 
