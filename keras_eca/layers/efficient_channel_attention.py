@@ -5,6 +5,9 @@ import math
 import keras
 from keras import ops
 
+from keras_eca._checks import as_python_number
+from keras_eca._checks import is_finite_number
+from keras_eca._checks import is_integer
 from keras_eca.layers.base import ChannelGate
 from keras_eca.layers.base import torch_default_uniform
 from keras_eca.layers.registry import register_attention
@@ -24,18 +27,14 @@ def adaptive_kernel_size(channels, gamma=2, beta=1, min_kernel_size=1):
     [3, 5, 7]
     """
     _check_positive_int("channels", channels)
+    _check_rule(gamma, beta, min_kernel_size)
     t = int(abs((math.log2(channels) + beta) / gamma))
     k = t if t % 2 else t + 1
-    return max(k, min_kernel_size)
+    return max(k, int(min_kernel_size))
 
 
 def _check_positive_int(arg_name, value, odd=False):
-    ok = (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value > 0
-        and (value % 2 == 1 or not odd)
-    )
+    ok = is_integer(value) and value > 0 and (value % 2 == 1 or not odd)
     if not ok:
         kind = "a positive odd integer" if odd else "a positive integer"
         raise ValueError(
@@ -43,8 +42,17 @@ def _check_positive_int(arg_name, value, odd=False):
         )
 
 
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _check_rule(gamma, beta, min_kernel_size):
+    # nan passes `gamma <= 0` and would only fail in int(nan) when built.
+    if not is_finite_number(gamma) or gamma <= 0:
+        raise ValueError(
+            f"`gamma` must be a finite number > 0. Received: gamma={gamma!r}"
+        )
+    if not is_finite_number(beta):
+        raise ValueError(
+            f"`beta` must be a finite number. Received: beta={beta!r}"
+        )
+    _check_positive_int("min_kernel_size", min_kernel_size)
 
 
 def _wrap_channels(pooled, pad):
@@ -114,8 +122,9 @@ class EfficientChannelAttention(ChannelGate):
         kernel_size: int or `None`. Positive odd size of the convolution
             across channels. `None` derives it from the channel count with
             `gamma` and `beta`. Defaults to `None`.
-        gamma: float. `gamma` of the adaptive rule, > 0. Defaults to `2`.
-        beta: float. `b` of the adaptive rule. Defaults to `1`.
+        gamma: float. `gamma` of the adaptive rule, finite and > 0.
+            Defaults to `2`.
+        beta: float. `b` of the adaptive rule, finite. Defaults to `1`.
         min_kernel_size: int. Lower bound of the adaptive size; timm uses 3,
             the paper none. Defaults to `1`.
         padding: `"zeros"` (the paper) or `"circular"`. Defaults to
@@ -159,23 +168,17 @@ class EfficientChannelAttention(ChannelGate):
     ):
         if kernel_size is not None:
             _check_positive_int("kernel_size", kernel_size, odd=True)
-        if not _is_number(gamma) or gamma <= 0:
-            raise ValueError(
-                f"`gamma` must be a number > 0. Received: gamma={gamma!r}"
-            )
-        if not _is_number(beta):
-            raise ValueError(f"`beta` must be a number. Received: beta={beta!r}")
-        _check_positive_int("min_kernel_size", min_kernel_size)
+        _check_rule(gamma, beta, min_kernel_size)
         if padding not in PADDINGS:
             raise ValueError(
                 f"`padding` must be one of {PADDINGS}. "
                 f"Received: padding={padding!r}"
             )
         super().__init__(data_format=data_format, **kwargs)
-        self.kernel_size = kernel_size
-        self.gamma = gamma
-        self.beta = beta
-        self.min_kernel_size = min_kernel_size
+        self.kernel_size = None if kernel_size is None else int(kernel_size)
+        self.gamma = as_python_number(gamma)
+        self.beta = as_python_number(beta)
+        self.min_kernel_size = int(min_kernel_size)
         self.padding = padding
         self.kernel_initializer = (
             None

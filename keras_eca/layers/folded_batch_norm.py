@@ -61,6 +61,15 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
     def build(self, input_shape):
         if _is_shape_list(input_shape) and len(input_shape) != 2:
             _split(input_shape)  # raises: x or [x, means] only
+        features = input_shape[0] if _is_pair(input_shape) else input_shape
+        if len(features) < 3:
+            # No spatial axes: there would be nothing for `means` to pool.
+            raise ValueError(
+                "FoldedBatchNormalization expects feature maps of rank >= 3 "
+                "(batch, spatial..., channels), e.g. rank 4 for images; use "
+                "keras.layers.BatchNormalization on vectors. Received: "
+                f"input_shape={tuple(input_shape)}"
+            )
         if _is_pair(input_shape):
             super().build(input_shape[0])
             self.input_spec = None  # [x, means]: checked in `call`

@@ -3,6 +3,9 @@
 import numpy as np
 from keras import ops
 
+from keras_eca._checks import as_python_number
+from keras_eca._checks import is_finite_number
+from keras_eca._checks import is_integer
 from keras_eca.layers.base import AttentionLayer
 from keras_eca.layers.registry import register_attention
 
@@ -69,8 +72,8 @@ class ShuffleAttention(AttentionLayer):
     Args:
         groups: int. Number of groups `G`; the channel count must be
             divisible by `2 * groups`. Defaults to `64`.
-        epsilon: float. Epsilon of the spatial-branch normalisation.
-            Defaults to `1e-5` (PyTorch's GroupNorm).
+        epsilon: float. Epsilon of the spatial-branch normalisation, finite
+            and > 0. Defaults to `1e-5` (PyTorch's GroupNorm).
         fold_shuffle: bool. Whether the input already comes in the
             shuffled channel order (see above). Defaults to `False`.
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
@@ -105,13 +108,15 @@ class ShuffleAttention(AttentionLayer):
         self, groups=64, epsilon=1e-5, fold_shuffle=False, data_format=None,
         **kwargs,
     ):
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        if not is_integer(groups) or groups < 1:
             raise ValueError(
                 f"`groups` must be a positive integer. Received: groups={groups!r}"
             )
-        if not isinstance(epsilon, (int, float)) or epsilon <= 0:
+        # nan passes `epsilon <= 0`; inf would make every rstd 0.
+        if not is_finite_number(epsilon) or epsilon <= 0:
             raise ValueError(
-                f"`epsilon` must be a number > 0. Received: epsilon={epsilon!r}"
+                "`epsilon` must be a finite number > 0. "
+                f"Received: epsilon={epsilon!r}"
             )
         if not isinstance(fold_shuffle, bool):
             raise ValueError(
@@ -119,8 +124,8 @@ class ShuffleAttention(AttentionLayer):
                 f"Received: fold_shuffle={fold_shuffle!r}"
             )
         super().__init__(data_format=data_format, **kwargs)
-        self.groups = groups
-        self.epsilon = epsilon
+        self.groups = int(groups)
+        self.epsilon = as_python_number(epsilon)
         self.fold_shuffle = fold_shuffle
 
     def build_attention(self, channels):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_eca._checks import is_integer
 from keras_eca.layers.base import ChannelGate
 from keras_eca.layers.base import torch_default_uniform
 from keras_eca.layers.registry import register_attention
@@ -78,17 +79,13 @@ class SqueezeExcitation(_InitializerMixin, ChannelGate):
         data_format=None,
         **kwargs,
     ):
-        if (
-            not isinstance(reduction_ratio, int)
-            or isinstance(reduction_ratio, bool)
-            or reduction_ratio < 1
-        ):
+        if not is_integer(reduction_ratio) or reduction_ratio < 1:
             raise ValueError(
                 "`reduction_ratio` must be a positive integer. "
                 f"Received: reduction_ratio={reduction_ratio!r}"
             )
         super().__init__(data_format=data_format, **kwargs)
-        self.reduction_ratio = reduction_ratio
+        self.reduction_ratio = int(reduction_ratio)
         self.use_bias = bool(use_bias)
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = _get_initializer(kernel_initializer)
@@ -303,9 +300,7 @@ class SqueezeExcitationGroupConv(_InitializerMixin, ChannelGate):
         **kwargs,
     ):
         for arg_name, value in (("groups", groups), ("group_width", group_width)):
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
-            ):
+            if value is not None and (not is_integer(value) or value < 1):
                 raise ValueError(
                     f"`{arg_name}` must be a positive integer or None. "
                     f"Received: {arg_name}={value!r}"
@@ -316,8 +311,8 @@ class SqueezeExcitationGroupConv(_InitializerMixin, ChannelGate):
                 f"Received: groups={groups}, group_width={group_width}"
             )
         super().__init__(data_format=data_format, **kwargs)
-        self.groups = groups
-        self.group_width = group_width
+        self.groups = None if groups is None else int(groups)
+        self.group_width = None if group_width is None else int(group_width)
         self.kernel_initializer = _get_initializer(kernel_initializer)
 
     def resolve_groups(self, channels):

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -39,10 +41,34 @@ def test_bad_kernel_size(kernel_size):
         layers.EfficientChannelAttention(kernel_size=kernel_size)
 
 
-@pytest.mark.parametrize("gamma", [0, -1, "2", True])
+@pytest.mark.parametrize(
+    "gamma", [0, -1, "2", True, float("nan"), float("inf"), np.float32("nan")]
+)
 def test_bad_gamma(gamma):
-    with pytest.raises(ValueError, match=f"gamma={gamma!r}"):
+    with pytest.raises(ValueError, match=re.escape(f"gamma={gamma!r}")):
         layers.EfficientChannelAttention(gamma=gamma)
+    with pytest.raises(ValueError, match=re.escape(f"gamma={gamma!r}")):
+        layers.adaptive_kernel_size(64, gamma=gamma)
+
+
+@pytest.mark.parametrize("beta", [float("nan"), float("-inf"), None])
+def test_bad_beta(beta):
+    with pytest.raises(ValueError, match=re.escape(f"beta={beta!r}")):
+        layers.EfficientChannelAttention(beta=beta)
+
+
+def test_numpy_scalars_are_numbers():
+    layer = layers.EfficientChannelAttention(
+        kernel_size=np.int64(3), gamma=np.float32(2), beta=np.int32(1)
+    )
+    assert layer(np.ones((1, 2, 2, 8), "float32")).shape == (1, 2, 2, 8)
+    # Stored as Python numbers: the config stays JSON.
+    config = layer.get_config()
+    assert [type(config[k]) for k in ("kernel_size", "gamma", "beta")] == [
+        int, float, int,
+    ]
+    assert layers.adaptive_kernel_size(np.int64(256)) == 5
+    assert layers.EfficientChannelAttention(min_kernel_size=np.int64(3)).resolve_kernel_size(8) == 3
 
 
 def test_bad_padding_and_min_kernel_size():

@@ -1,6 +1,8 @@
 """FoldedBatchNormalization + channel gate == BatchNormalization then gate:
 outputs, moving statistics and a training step, on every backend."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,18 @@ def test_outputs_and_errors():
     gate = layers.EfficientChannelAttention(kernel_size=3)
     with pytest.raises(ValueError, match=r"rank >= 3.*input_shape=\(2, 4\)"):
         gate([np.ones((2, 4), "float32")] * 4)
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (4,)])
+def test_vectors_are_refused(shape):
+    # No spatial axes to pool: a ValueError naming the shape, not a
+    # silent identity "mean" or an AttributeError deep inside.
+    with pytest.raises(ValueError, match="rank >= 3.*" + re.escape(f"input_shape={shape}")):
+        layers.FoldedBatchNormalization()(np.ones(shape, "float32"))
+    with pytest.raises(ValueError, match=r"rank >= 3.*input_shape=\(None, 4\)"):
+        layers.FoldedBatchNormalization()(keras.Input((4,)))
+    with pytest.raises(ValueError, match=r"rank >= 3.*\(2, 4\)"):
+        layers.FoldedBatchNormalization()([np.ones((2, 4), "float32")] * 2)
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -62,9 +64,17 @@ def test_bad_groups(groups):
         layers.ShuffleAttention(groups=groups)
 
 
-def test_bad_epsilon():
-    with pytest.raises(ValueError, match="epsilon=0"):
-        layers.ShuffleAttention(epsilon=0)
+@pytest.mark.parametrize("epsilon", [0, -1e-5, float("nan"), float("inf"), "1e-5", True])
+def test_bad_epsilon(epsilon):
+    with pytest.raises(ValueError, match=re.escape(f"epsilon={epsilon!r}")):
+        layers.ShuffleAttention(epsilon=epsilon)
+
+
+def test_numpy_groups_and_epsilon():
+    layer = layers.ShuffleAttention(groups=np.int64(2), epsilon=np.float32(1e-5))
+    assert layer(np.ones((1, 2, 2, 8), "float32")).shape == (1, 2, 2, 8)
+    config = layer.get_config()
+    assert (type(config["groups"]), type(config["epsilon"])) == (int, float)
 
 
 def test_batch_dimension_is_dynamic_in_a_compiled_function():

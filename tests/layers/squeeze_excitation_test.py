@@ -94,6 +94,15 @@ def test_bad_reduction_ratio(ratio):
         layers.SqueezeExcitation(reduction_ratio=ratio)
 
 
+def test_numpy_integers_are_integers():
+    se = layers.SqueezeExcitation(reduction_ratio=np.int64(4))
+    assert se(np.ones((1, 2, 2, 8), "float32")).shape == (1, 2, 2, 8)
+    assert type(se.get_config()["reduction_ratio"]) is int
+    gc = layers.SqueezeExcitationGroupConv(group_width=np.int32(4))
+    assert gc(np.ones((1, 2, 2, 8), "float32")).shape == (1, 2, 2, 8)
+    assert type(gc.get_config()["group_width"]) is int
+
+
 def test_reduction_larger_than_channels():
     with pytest.raises(ValueError, match=r"channels \(8\).*reduction_ratio=16"):
         layers.SqueezeExcitation(reduction_ratio=16).build((1, 2, 2, 8))
