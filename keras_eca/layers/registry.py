@@ -4,6 +4,8 @@ import inspect
 
 import keras
 
+from keras_eca.layers.base import AttentionLayer
+
 # name -> (layer class, default constructor kwargs for that name)
 _ATTENTION = {}
 
@@ -12,20 +14,52 @@ def register_attention(name, **defaults):
     """Class decorator: registers `cls` under `name` and for `.keras` files.
 
     The same class may be registered under several names with different
-    defaults (e.g. `"ceca"` is ECA with `padding="circular"`).
+    defaults (e.g. `"ceca"` is ECA with `padding="circular"`). Registering
+    a name again replaces its entry when the class is the same one or has
+    the same module and qualified name: a notebook cell that defines and
+    registers a layer can be run again.
+
+    Raises:
+        ValueError: if `name` is registered to a different class.
     """
 
     def decorator(cls):
-        if name in _ATTENTION and _ATTENTION[name][0] is not cls:
+        if name in _ATTENTION and not _same_class(_ATTENTION[name][0], cls):
+            taken = _ATTENTION[name][0]
             raise ValueError(
                 f"Attention name {name!r} is already registered to "
-                f"{_ATTENTION[name][0].__name__}."
+                f"{taken.__module__}.{taken.__qualname__}; pick another name "
+                f"for {cls.__module__}.{cls.__qualname__}."
             )
         _ATTENTION[name] = (cls, dict(defaults))
         keras.saving.register_keras_serializable(package="keras_eca")(cls)
         return cls
 
     return decorator
+
+
+def _same_class(registered, cls):
+    # A re-run cell makes a new class object with the same names.
+    return registered is cls or (
+        registered.__module__ == cls.__module__
+        and registered.__qualname__ == cls.__qualname__
+    )
+
+
+def _is_attention_class(cls):
+    """An `AttentionLayer` subclass or a class of the registry."""
+    return issubclass(cls, AttentionLayer) or any(
+        cls is registered for registered, _ in _ATTENTION.values()
+    )
+
+
+def _not_attention(cls, identifier):
+    return ValueError(
+        f"`identifier` must describe an attention layer; {cls.__name__} is "
+        "not one. Use a subclass of keras_eca.layers.AttentionLayer or a "
+        "class registered with @keras_eca.layers.register_attention(name). "
+        f"Received: identifier={identifier!r}"
+    )
 
 
 def list_attention():
@@ -52,8 +86,10 @@ def get_attention(identifier, **kwargs):
     """Creates a new attention layer from a name, a class or a config.
 
     Args:
-        identifier: a registered name (see `list_attention()`), a
-            `keras.layers.Layer` subclass, a config dict as returned by
+        identifier: a registered name (see `list_attention()`), an
+            attention layer class (a `keras_eca.layers.AttentionLayer`
+            subclass or a class registered with `register_attention`), a
+            config dict of one as returned by
             `keras.saving.serialize_keras_object(layer)`, or `None` (no
             attention; returns `None`).
         **kwargs: constructor arguments; they override the registered
@@ -61,6 +97,12 @@ def get_attention(identifier, **kwargs):
 
     Returns:
         A new, unbuilt layer instance, or `None`.
+
+    Raises:
+        ValueError: for an unknown name, a class or config of a layer that
+            is not an attention layer (e.g. `keras.layers.Dense`), a layer
+            instance, or any other value; and for invalid constructor
+            arguments.
 
     Example:
 
@@ -76,9 +118,11 @@ def get_attention(identifier, **kwargs):
         _check_name(identifier)
         cls, defaults = _ATTENTION[identifier]
         return cls(**{**defaults, **kwargs})
-    if inspect.isclass(identifier) and issubclass(
-        identifier, keras.layers.Layer
-    ):
+    if inspect.isclass(identifier):
+        # Checked before the call: e.g. Dense would fail with a TypeError
+        # (no `units`) that says nothing about attention.
+        if not _is_attention_class(identifier):
+            raise _not_attention(identifier, identifier)
         return identifier(**kwargs)
     if isinstance(identifier, dict):
         if "class_name" not in identifier or "config" not in identifier:
@@ -89,7 +133,10 @@ def get_attention(identifier, **kwargs):
             )
         config = dict(identifier)
         config["config"] = {**identifier["config"], **kwargs}
-        return keras.saving.deserialize_keras_object(config)
+        layer = keras.saving.deserialize_keras_object(config)
+        if not _is_attention_class(type(layer)):
+            raise _not_attention(type(layer), identifier)
+        return layer
     if isinstance(identifier, keras.layers.Layer):
         raise ValueError(
             "`identifier` must describe a new layer (a name, a class or a "
