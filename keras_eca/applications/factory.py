@@ -5,6 +5,7 @@ import os
 
 import keras
 
+from keras_eca._checks import is_integer
 from keras_eca.applications import registry
 from keras_eca.applications import weights as weights_lib
 from keras_eca.applications.mobilenet_v2 import mobilenet_v2_features
@@ -87,8 +88,9 @@ def build_model(
         name: str. Name of the model. Defaults to `architecture`.
         attention: the attention of every block instead of the
             architecture's own: any name of
-            `keras_eca.layers.list_attention()`, a layer class, a serialized
-            layer config, or `None` for no attention. Defaults to
+            `keras_eca.layers.list_attention()`, an attention layer class
+            (see `keras_eca.layers.get_attention`), a serialized layer
+            config, or `None` for no attention. Defaults to
             `"default"`, the architecture's own attention.
         attention_kwargs: dict. Constructor arguments for every attention
             layer. They override the architecture's defaults, including its
@@ -134,6 +136,7 @@ def build_model(
     _check_arguments(
         include_top, weights, pooling, classes, classifier_activation, name
     )
+    classes = int(classes)  # e.g. np.int64: a plain int for the config
     make_attention = _attention_factory(
         config, attention, attention_kwargs, kernel_sizes
     )
@@ -234,11 +237,7 @@ def _check_arguments(
             "or the path to the weights file to be loaded. "
             f"Received: weights={weights!r}"
         )
-    if (
-        not isinstance(classes, int)
-        or isinstance(classes, bool)
-        or classes < 1
-    ):
+    if not is_integer(classes) or classes < 1:
         raise ValueError(
             "`classes` must be a positive integer. "
             f"Received: classes={classes!r}"
@@ -323,11 +322,7 @@ def _check_input_shape(input_shape, include_top, weights, data_format):
     valid = (
         isinstance(shape, tuple)
         and len(shape) == 3
-        and all(
-            d is None
-            or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
-            for d in shape
-        )
+        and all(d is None or (is_integer(d) and d > 0) for d in shape)
     )
     if not valid:
         raise ValueError(
@@ -335,6 +330,7 @@ def _check_input_shape(input_shape, include_top, weights, data_format):
             "None, e.g. (224, 224, 3). Received: "
             f"input_shape={input_shape!r}"
         )
+    shape = tuple(None if d is None else int(d) for d in shape)
     channels = shape[-1] if channels_last else shape[0]
     spatial = shape[:2] if channels_last else shape[1:]
     if channels is None:
@@ -431,10 +427,7 @@ def _check_kernel_sizes(kernel_sizes, num_stages):
     valid = (
         isinstance(kernel_sizes, (list, tuple))
         and len(kernel_sizes) == num_stages
-        and all(
-            isinstance(k, int) and not isinstance(k, bool) and k > 0 and k % 2
-            for k in kernel_sizes
-        )
+        and all(is_integer(k) and k > 0 and k % 2 for k in kernel_sizes)
     )
     if not valid:
         raise ValueError(
@@ -442,4 +435,4 @@ def _check_kernel_sizes(kernel_sizes, num_stages):
             "positive odd integers, one per stage. "
             f"Received: kernel_sizes={kernel_sizes!r}"
         )
-    return tuple(kernel_sizes)
+    return tuple(int(k) for k in kernel_sizes)

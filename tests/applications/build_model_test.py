@@ -63,6 +63,15 @@ def small(architecture="resnet18", **kwargs):
         ),
         ({"attention_kwargs": [1]}, r"Received: attention_kwargs=\[1\]"),
         ({"attention": "ecca"}, r"Unknown attention 'ecca'.*Available"),
+        # A layer class that is not an attention layer: the documented
+        # ValueError, not Dense's TypeError for its missing `units`.
+        ({"attention": keras.layers.Dense}, r"Dense is not one"),
+        (
+            {"attention": "eca", "attention_kwargs": {"gamma": float("nan")}},
+            "Received: gamma=nan",
+        ),
+        ({"classes": np.bool_(True)}, "Received: classes="),
+        ({"input_shape": (np.float64(32), 32, 3)}, "Received: input_shape="),
         (
             {"attention": "eca", "attention_kwargs": {"kernel_size": 4}},
             "Received: kernel_size=4",
@@ -72,6 +81,21 @@ def small(architecture="resnet18", **kwargs):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         small(**kwargs)
+
+
+def test_numpy_integers_are_integers():
+    # E.g. sizes read from an array or a config: any integer but a bool.
+    model = small(
+        "eca_resnet18",
+        input_shape=tuple(np.array([32, 32, 3])),
+        classes=np.int64(10),
+        kernel_sizes=list(np.array([3, 3, 5, 5])),
+    )
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("predictions").units == 10
+    assert type(model.get_layer("predictions").get_config()["units"]) is int
+    assert model.get_layer("conv5_block1_attn").kernel.shape == (5,)
 
 
 def test_unknown_model_lists_available_names():
