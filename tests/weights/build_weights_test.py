@@ -3,6 +3,7 @@
 import os
 import pathlib
 import shlex
+import urllib.request
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def no_network(monkeypatch):
         raise AssertionError("the network must not be used")
 
     monkeypatch.setattr(keras.utils, "get_file", refuse)
-    monkeypatch.setattr(weights.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import types
+import urllib.request
 import warnings
 
 import pytest
@@ -19,6 +20,7 @@ import keras
 from keras_eca import applications
 from keras_eca import checkpoints
 from keras_eca.applications import weights
+from keras_eca.applications import weights_cache
 from tests import reference_fixtures as fixture_utils
 from tests.weights import helpers
 
@@ -52,7 +54,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(home))
     monkeypatch.setenv("KERAS_ECA_HUB_URL", mirror.as_uri() + "/hub/")
     monkeypatch.setenv("KERAS_ECA_GDRIVE_URL", mirror.as_uri() + "/gdrive")
-    monkeypatch.setattr(weights, "_WARNED", set())
+    monkeypatch.setattr(weights_cache, "_WARNED", set())
     return types.SimpleNamespace(
         home=home, mirror=mirror, cache=home / "keras_eca", mp=monkeypatch
     )
@@ -146,7 +148,7 @@ def forbid_network(env):
         raise AssertionError("the network must not be used")
 
     env.mp.setattr(keras.utils, "get_file", refuse)
-    env.mp.setattr(weights.urllib.request, "urlopen", refuse)
+    env.mp.setattr(urllib.request, "urlopen", refuse)
 
 
 def test_download_urls_follow_the_host_variables(monkeypatch):
