@@ -16,12 +16,14 @@ replaced by an inert stand-in; any other global raises
 only, e.g. to build test fixtures on machines without torch.
 """
 
+from keras_eca.checkpoints.errors import CheckpointTooLargeError
 from keras_eca.checkpoints.errors import UnsafeCheckpointError
 from keras_eca.checkpoints.loading import load_checkpoint
 from keras_eca.checkpoints.state_dict import extract_state_dict
 from keras_eca.checkpoints.writer import save_state_dict_pth
 
 __all__ = [
+    "CheckpointTooLargeError",
     "UnsafeCheckpointError",
     "extract_state_dict",
     "load_checkpoint",

@@ -1,10 +1,13 @@
 """Finding the state_dict inside a loaded checkpoint object."""
 
 import collections.abc
+import itertools
 
 import numpy as np
 
 from keras_eca.checkpoints import unpickler
+from keras_eca.checkpoints.errors import CheckpointTooLargeError
+from keras_eca.checkpoints.errors import describe
 
 # Where training scripts keep the weights, in the order they are tried:
 # - "state_dict": official ECA-Net and SA-Net, timm training checkpoints;
@@ -51,24 +54,34 @@ def _to_numpy(value):
     return np.array(tensor.numpy(), copy=True, order="C")
 
 
-def _has_direct_tensors(mapping):
-    return any(_is_tensor(value) for value in mapping.values())
+class _TensorScan:
+    """Whether mappings hold tensors directly, each mapping scanned once
+    (a pickle can make many entries share one large mapping)."""
+
+    def __init__(self):
+        self._found = {}
+
+    def __call__(self, mapping):
+        found = self._found.get(id(mapping))
+        if found is None:
+            found = any(_is_tensor(value) for value in mapping.values())
+            self._found[id(mapping)] = found
+        return found
 
 
-def _locate(mapping, depth):
+def _locate(mapping, depth, has_tensors):
     """Returns the mapping holding the weights, or `None`."""
     for name in STATE_DICT_KEYS:
         value = mapping.get(name)
         if isinstance(value, collections.abc.Mapping) and depth < _MAX_DEPTH:
-            found = _locate(value, depth + 1)
+            found = _locate(value, depth + 1, has_tensors)
             if found is not None:
                 return found
     nested = any(
-        isinstance(value, collections.abc.Mapping)
-        and _has_direct_tensors(value)
+        isinstance(value, collections.abc.Mapping) and has_tensors(value)
         for value in mapping.values()
     )
-    if _has_direct_tensors(mapping) and not nested:
+    if has_tensors(mapping) and not nested:
         return mapping
     return None
 
@@ -95,7 +108,7 @@ def _describe_type(value):
 
 
 def _describe_keys(mapping):
-    keys = [repr(k) for k in list(mapping)[:12]]
+    keys = [describe(k, 60) for k in itertools.islice(mapping, 12)]
     more = ", ..." if len(mapping) > 12 else ""
     return "[" + ", ".join(keys) + more + "]"
 
@@ -117,7 +130,7 @@ def find_state_dict(checkpoint, key, source):
     if key is not None:
         if key not in checkpoint:
             raise ValueError(
-                f"`key={key!r}` is not in {source}; its keys are "
+                f"`key={describe(key)}` is not in {source}; its keys are "
                 f"{_describe_keys(checkpoint)}."
             )
         found = checkpoint[key]
@@ -128,7 +141,7 @@ def find_state_dict(checkpoint, key, source):
             )
         where = f"{source}[{key!r}]"
     else:
-        found = _locate(checkpoint, 0)
+        found = _locate(checkpoint, 0, _TensorScan())
         where = source
         if found is None:
             if not _contains_tensors(checkpoint):
@@ -150,14 +163,24 @@ def find_state_dict(checkpoint, key, source):
             continue
         if not isinstance(name, str):
             raise ValueError(
-                f"The state_dict in {where} has a non-string key {name!r:.80}."
+                f"The state_dict in {where} has a non-string key "
+                f"{describe(name)}."
             )
         try:
             tensors[name] = _to_numpy(value)
         except unpickler.CorruptTensorError as error:
             raise ValueError(
-                f"Cannot read tensor {name!r} of {where}: {error}; the file "
-                "is corrupt."
+                f"Cannot read tensor {describe(name)} of {where}: {error}; "
+                "the file is corrupt."
+            ) from error
+        except ValueError as error:
+            kind = (
+                CheckpointTooLargeError
+                if isinstance(error, CheckpointTooLargeError)
+                else ValueError
+            )
+            raise kind(
+                f"Cannot read tensor {describe(name)} of {where}: {error}."
             ) from error
     if not tensors:
         raise ValueError(
@@ -221,6 +244,6 @@ def extract_state_dict(checkpoint, key=None):
         raise TypeError(
             "`checkpoint` must be a mapping (a state_dict, or a dict that "
             f"holds one), received {type(checkpoint).__name__}: "
-            f"{checkpoint!r:.80}"
+            f"{describe(checkpoint)}"
         )
     return find_state_dict(checkpoint, key, "the checkpoint")

@@ -17,6 +17,7 @@ view_metadata)`; `view_metadata`, when not `None`, is `(view_key, offset,
 numel)` of a storage slice (torch < 1.0).
 """
 
+import io
 import os
 import zipfile
 
@@ -24,9 +25,13 @@ import numpy as np
 
 from keras_eca.checkpoints import unpickler
 from keras_eca.checkpoints.errors import UnsafeCheckpointError
+from keras_eca.checkpoints.errors import describe
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
+# data.pkl holds names and shapes only: ~1 MB for the largest models.
+MAX_PICKLE_BYTES = 256 * 2**20
+_ENCRYPTED_FLAG = 0x1
 
 
 class _BoundedReader:
@@ -54,17 +59,23 @@ class _BoundedReader:
 
 
 class _StorageTable:
-    """Turns persistent ids into `unpickler.Storage` objects."""
+    """Turns persistent ids into `unpickler.Storage` objects.
 
-    def __init__(self, read):
+    Args:
+        read: `(key, storage_type, numel) -> array` of a root storage.
+        budget: the file's `unpickler.ByteBudget`, shared by its storages.
+    """
+
+    def __init__(self, read, budget):
         self._read = read
+        self._budget = budget
         self.roots = {}
         self._views = {}
 
     def persistent_load(self, pid):
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
             raise ValueError(
-                f"unsupported persistent id {pid!r:.80} (only tensor "
+                f"unsupported persistent id {describe(pid)} (only tensor "
                 "storages are supported, not pickled modules)"
             )
         if len(pid) == 5:
@@ -73,15 +84,15 @@ class _StorageTable:
         elif len(pid) == 6:
             _, storage_type, key, _location, numel, view = pid
         else:
-            raise ValueError(f"malformed storage persistent id {pid!r:.80}")
+            raise ValueError(f"malformed storage persistent id {describe(pid)}")
         if not isinstance(storage_type, unpickler.StorageType):
             raise ValueError(
-                f"storage {key!r:.40} has no typed storage class, got "
-                f"{storage_type!r:.40}"
+                f"storage {describe(key, 40)} has no typed storage class, got "
+                f"{describe(storage_type, 40)}"
             )
         if not isinstance(key, str):
-            raise ValueError(f"storage keys must be strings, got {key!r:.40}")
-        numel = unpickler.check_int(numel, f"numel of storage {key!r}")
+            raise ValueError(f"storage keys must be strings, got {describe(key, 40)}")
+        numel = unpickler.check_int(numel, f"numel of storage {describe(key, 60)}")
         root = self.roots.get(key)
         if root is None:
             root = unpickler.Storage(
@@ -89,12 +100,13 @@ class _StorageTable:
                 storage_type,
                 numel,
                 lambda: self._read(key, storage_type, numel),
+                self._budget,
             )
             self.roots[key] = root
         elif root.storage_type is not storage_type or root.numel != numel:
             raise ValueError(
-                f"storage {key!r} is declared twice, as {root.numel} x "
-                f"{root.storage_type!r} and as {numel} x {storage_type!r}"
+                f"storage {describe(key, 60)} is declared twice, as {root.numel} x "
+                f"{describe(root.storage_type, 40)} and as {numel} x {describe(storage_type, 40)}"
             )
         if view is None:
             return root
@@ -102,14 +114,14 @@ class _StorageTable:
 
     def _view(self, root, view):
         if not isinstance(view, tuple) or len(view) != 3:
-            raise ValueError(f"malformed storage view {view!r:.80}")
+            raise ValueError(f"malformed storage view {describe(view)}")
         view_key, offset, numel = view
         unpickler.check_int(offset, "storage view offset")
         unpickler.check_int(numel, "storage view size")
         if offset + numel > root.numel:
             raise ValueError(
-                f"storage view {view_key!r:.40} [{offset}:{offset + numel}] "
-                f"is outside storage {root.key!r} ({root.numel} elements)"
+                f"storage view {describe(view_key, 40)} [{offset}:{offset + numel}] "
+                f"is outside storage {describe(root.key, 60)} ({root.numel} elements)"
             )
         if view_key not in self._views:
             self._views[view_key] = unpickler.Storage(
@@ -117,6 +129,7 @@ class _StorageTable:
                 root.storage_type,
                 numel,
                 lambda: root.array()[offset : offset + numel],
+                self._budget,
             )
         return self._views[view_key]
 
@@ -138,19 +151,26 @@ class TorchZipCheckpoint:
 
     Args:
         path: the file.
+        max_bytes: cap on the bytes its tensors may produce, or `None` for
+            `unpickler.DEFAULT_MAX_BYTES`.
 
     Raises:
         ValueError: if the archive is corrupt or not a torch checkpoint.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_bytes=None):
         self._path = path
+        self._size = os.path.getsize(path)
+        self._budget = unpickler.ByteBudget(self._size, max_bytes, repr(path))
         try:
+            # zipfile raises many types on hostile archives (struct.error,
+            # UnicodeDecodeError, NotImplementedError, ...).
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError) as error:
+        except Exception as error:
             raise ValueError(
                 f"Cannot read {path!r}: it starts like a zip archive "
-                f"(zip-format torch checkpoint) but is corrupt: {error}."
+                "(zip-format torch checkpoint) but is corrupt: "
+                f"{describe(str(error), 200)}."
             ) from error
         try:
             self._prefix = self._find_prefix()
@@ -196,17 +216,45 @@ class TorchZipCheckpoint:
         if byteorder not in ("little", "big"):
             raise ValueError(
                 f"Cannot read {self._path!r}: record {name!r} should be "
-                f"'little' or 'big', got {byteorder!r:.40}."
+                f"'little' or 'big', got {describe(byteorder, 40)}."
             )
         return byteorder
 
-    def _read_member(self, name):
+    def _member_info(self, name, max_size):
+        """The record `name`, once it is known to be safe to read whole."""
+        info = self._zip.getinfo(name)
+        problem = None
+        if info.flag_bits & _ENCRYPTED_FLAG:
+            problem = "is encrypted"
+        elif info.compress_type != zipfile.ZIP_STORED:
+            # torch.save stores records uncompressed; inflating one could
+            # turn a small file into gigabytes.
+            problem = f"is compressed (zip method {info.compress_type})"
+        elif info.file_size != info.compress_size:
+            problem = (
+                f"declares {info.file_size} bytes stored in "
+                f"{info.compress_size}"
+            )
+        elif info.header_offset + info.compress_size > self._size:
+            problem = "reaches past the end of the file"
+        elif info.file_size > max_size:
+            problem = f"holds {info.file_size} bytes, more than {max_size}"
+        if problem is not None:
+            raise ValueError(
+                f"Cannot read {self._path!r}: record {name!r} {problem}; "
+                "torch.save writes uncompressed (stored) records only, so "
+                "the file is corrupt or was not written by torch.save."
+            )
+        return info
+
+    def _read_member(self, name, max_size=MAX_PICKLE_BYTES):
+        info = self._member_info(name, max_size)
         try:
-            return self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            return self._zip.read(info)
+        except Exception as error:
             raise ValueError(
                 f"Cannot read {self._path!r}: record {name!r} is corrupt or "
-                f"truncated: {error}."
+                f"truncated: {describe(str(error), 200)}."
             ) from error
 
     def _read_storage(self, key, storage_type, numel):
@@ -216,17 +264,18 @@ class TorchZipCheckpoint:
         except KeyError:
             raise ValueError(
                 f"Cannot read {self._path!r}: data.pkl refers to storage "
-                f"{key!r} but the archive has no record {name!r}."
+                f"{describe(key, 60)} but the archive has no record {name!r}."
             ) from None
         nbytes = numel * storage_type.itemsize
         if info.file_size != nbytes:
             raise ValueError(
                 f"Cannot read {self._path!r}: record {name!r} holds "
                 f"{info.file_size} bytes but data.pkl declares {numel} "
-                f"elements of {storage_type!r} ({nbytes} bytes); the file "
+                f"elements of {describe(storage_type, 40)} ({nbytes} bytes); the file "
                 "is truncated or corrupt."
             )
-        return _to_array(self._read_member(name), storage_type, self._byteorder)
+        data = self._read_member(name, max_size=nbytes)
+        return _to_array(data, storage_type, self._byteorder)
 
     def load(self):
         """Unpickles `data.pkl`.
@@ -241,10 +290,9 @@ class TorchZipCheckpoint:
         """
         name = f"{self._prefix}data.pkl"
         source = f"{self._path!r} (archive member {name!r})"
-        table = _StorageTable(self._read_storage)
-        with self._zip.open(name) as file:
-            reader = _BoundedReader(file, self._zip.getinfo(name).file_size)
-            return unpickler.unpickle(reader, source, table.persistent_load)
+        table = _StorageTable(self._read_storage, self._budget)
+        data = io.BytesIO(self._read_member(name))
+        return unpickler.unpickle(data, source, table.persistent_load)
 
     def close(self):
         self._zip.close()
@@ -263,16 +311,19 @@ class TorchLegacyCheckpoint:
 
     Args:
         path: the file.
+        max_bytes: cap on the bytes its tensors may produce, or `None` for
+            `unpickler.DEFAULT_MAX_BYTES`.
 
     Raises:
         ValueError: if the file does not start with the legacy magic
             number (not a torch checkpoint).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_bytes=None):
         self._path = path
         self._file = open(path, "rb")
         self._size = os.fstat(self._file.fileno()).st_size
+        self._budget = unpickler.ByteBudget(self._size, max_bytes, repr(path))
         self._reader = _BoundedReader(self._file, self._size)
         self._offsets = {}
         try:
@@ -304,7 +355,7 @@ class TorchLegacyCheckpoint:
         if version != LEGACY_PROTOCOL_VERSION:
             raise ValueError(
                 f"Cannot read {self._path!r}: unsupported legacy torch "
-                f"protocol version {version!r:.40} (expected "
+                f"protocol version {describe(version, 40)} (expected "
                 f"{LEGACY_PROTOCOL_VERSION})."
             )
         sys_info = unpickler.unpickle(self._reader, source)
@@ -330,7 +381,7 @@ class TorchLegacyCheckpoint:
             storage = table.roots.get(key)
             if storage is None:
                 raise ValueError(
-                    f"Cannot read {source}: storage {key!r} is listed but no "
+                    f"Cannot read {source}: storage {describe(key, 60)} is listed but no "
                     "tensor uses it; the file is corrupt."
                 )
             self._file.seek(position)
@@ -338,13 +389,13 @@ class TorchLegacyCheckpoint:
             if len(header) != 8:
                 raise ValueError(
                     f"Cannot read {source}: the file ends at byte "
-                    f"{self._size} before the data of storage {key!r}; it is "
+                    f"{self._size} before the data of storage {describe(key, 60)}; it is "
                     "truncated."
                 )
             numel = int.from_bytes(header, self._byteorder, signed=True)
             if numel != storage.numel:
                 raise ValueError(
-                    f"Cannot read {source}: storage {key!r} holds {numel} "
+                    f"Cannot read {source}: storage {describe(key, 60)} holds {numel} "
                     f"elements but the pickle declares {storage.numel}; the "
                     "file is corrupt."
                 )
@@ -352,7 +403,7 @@ class TorchLegacyCheckpoint:
             position = start + numel * storage.storage_type.itemsize
             if position > self._size:
                 raise ValueError(
-                    f"Cannot read {source}: storage {key!r} needs bytes "
+                    f"Cannot read {source}: storage {describe(key, 60)} needs bytes "
                     f"{start} to {position} but the file has {self._size}; "
                     "it is truncated."
                 )
@@ -381,7 +432,7 @@ class TorchLegacyCheckpoint:
             ValueError: if the file is corrupt or truncated.
         """
         source = repr(self._path)
-        table = _StorageTable(self._read_storage)
+        table = _StorageTable(self._read_storage, self._budget)
         obj = unpickler.unpickle(self._reader, source, table.persistent_load)
         keys = unpickler.unpickle(self._reader, source)
         self._scan_storages(table, keys)

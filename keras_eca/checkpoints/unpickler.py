@@ -1,9 +1,10 @@
 """Restricted unpickling of PyTorch checkpoint pickles, without torch.
 
 A PyTorch checkpoint pickle rebuilds tensors by calling globals such as
-`torch._utils._rebuild_tensor_v2`. `RestrictedUnpickler.find_class` never
-imports anything: it maps the few globals in `ALLOWED_GLOBALS` to inert
-stand-ins defined here, and refuses every other one with
+`torch._utils._rebuild_tensor_v2`. The pickle runs in the bounded
+interpreter of `keras_eca.checkpoints.pickle_machine`, whose `find_class`
+never imports anything: it maps the few globals in `ALLOWED_GLOBALS` to
+inert stand-ins defined here, and refuses every other one with
 `UnsafeCheckpointError` before it is looked up.
 
 The stand-ins are pure data builders. Calling one only type-checks its
@@ -13,23 +14,34 @@ instantiate them), and, like the storages and tensors handed out, refuse
 `BUILD` (`__setstate__`), so a pickle cannot rewrite their fields either.
 The containers they build are plain Python ones (`BUILD` on an
 `OrderedDict` only sets data attributes, such as a state_dict's
-`_metadata`). Tensor bytes are read only later, when `LazyTensor.to_numpy` is called, and
-every offset, size and stride is checked against the storage then.
+`_metadata`, which is dropped). Tensor bytes are read only later, when
+`LazyTensor.to_numpy` is called; every offset, size and stride is checked
+against the storage then, and the bytes all tensors of a file produce are
+bounded by a `ByteBudget` (tensors with overlapping strides could
+otherwise turn a 1 kB file into gigabytes).
 """
 
 import collections
 import math
-import pickle
 
 import numpy as np
 
+from keras_eca.checkpoints import pickle_machine
+from keras_eca.checkpoints.errors import CheckpointTooLargeError
 from keras_eca.checkpoints.errors import UnsafeCheckpointError
+from keras_eca.checkpoints.errors import describe
 
 # numpy 1.x allows at most 32 dimensions (numpy 2: 64).
 _MAX_NDIM = 32
-# A tensor whose strides overlap (e.g. `expand`) can hold more elements
-# than its storage; such a tensor is materialized only up to this size.
-_MAX_OVERLAPPING_ELEMENTS = 2**28
+# Keeps every byte offset inside numpy's int64 arithmetic.
+_MAX_EXTENT = 2**62
+# Tensors may produce at most this many times their storages' bytes (a
+# bfloat16 storage widens to float32; a few tensors may share one)...
+BUDGET_FACTOR = 4
+# ... plus this much, so that small files may hold `expand`ed tensors ...
+BUDGET_SLACK = 64 * 2**20
+# ... and never more than this in all, unless the caller raises it.
+DEFAULT_MAX_BYTES = 32 * 2**30
 
 
 class CorruptTensorError(ValueError):
@@ -109,6 +121,48 @@ STORAGE_TYPES = {
 }
 
 
+class ByteBudget:
+    """The bytes the tensors of one checkpoint file may still produce.
+
+    Args:
+        file_bytes: the file's size; its storages hold at most this much.
+        max_bytes: the limit, or `None` for `BUDGET_FACTOR * file_bytes +
+            BUDGET_SLACK`, at most `DEFAULT_MAX_BYTES`.
+        source: description of the file for error messages.
+    """
+
+    def __init__(self, file_bytes, max_bytes=None, source="the file"):
+        self._default = max_bytes is None
+        if self._default:
+            max_bytes = min(
+                BUDGET_FACTOR * file_bytes + BUDGET_SLACK, DEFAULT_MAX_BYTES
+            )
+        self.limit = self.left = max_bytes
+        self._file_bytes = file_bytes
+        self._source = source
+
+    def take(self, nbytes, what):
+        """Reserves `nbytes` for `what`, or raises CheckpointTooLargeError."""
+        if nbytes <= self.left:
+            self.left -= nbytes
+            return
+        if not self._default:
+            reason = f"more than max_bytes={self.limit}"
+        else:
+            reason = (
+                f"more than the {self.limit} bytes allowed for a file of "
+                f"{self._file_bytes} bytes ({BUDGET_FACTOR} x its size + "
+                f"{BUDGET_SLACK // 2**20} MiB, at most "
+                f"{DEFAULT_MAX_BYTES // 2**30} GiB): its tensors overlap or "
+                "repeat their storages. For a file you trust, pass a larger "
+                "`max_bytes=` to `keras_eca.checkpoints.load_checkpoint`"
+            )
+        raise CheckpointTooLargeError(
+            f"reading {what} would bring the tensors of {self._source} to "
+            f"{self.limit - self.left + nbytes} bytes, {reason}"
+        )
+
+
 class Storage(_Inert):
     """A storage named by a persistent id; its bytes are read on demand.
 
@@ -118,16 +172,21 @@ class Storage(_Inert):
         numel: number of elements the pickle declares.
         read: function returning the storage's elements as a 1-D numpy
             array of `storage_type.raw_dtype` in native byte order.
+        budget: the file's `ByteBudget`, or `None` for no bound.
     """
 
-    __slots__ = ("_array", "_read", "key", "numel", "storage_type")
+    __slots__ = ("_array", "_read", "budget", "key", "numel", "storage_type")
 
-    def __init__(self, key, storage_type, numel, read):
+    def __init__(self, key, storage_type, numel, read, budget=None):
         self.key = key
         self.storage_type = storage_type
         self.numel = numel
         self._read = read
         self._array = None
+        self.budget = budget
+
+    def __repr__(self):
+        return f"<storage {describe(self.key, 40)}>"
 
     def array(self):
         """Returns the elements as a 1-D array (read once, then cached)."""
@@ -135,18 +194,20 @@ class Storage(_Inert):
             array = self._read()
             if array.shape != (self.numel,):
                 raise CorruptTensorError(
-                    f"storage {self.key!r} holds {array.size} elements but "
+                    f"storage {describe(self.key, 60)} holds {array.size} elements but "
                     f"the pickle declares {self.numel}"
                 )
             self._array = array
         return self._array
 
 
-def check_int(value, what, minimum=0):
-    """Returns `value` if it is an int >= `minimum`, else raises ValueError."""
-    if type(value) is not int or value < minimum:
+def check_int(value, what, minimum=0, maximum=_MAX_EXTENT):
+    """Returns `value` if it is an int in [minimum, maximum], else raises
+    ValueError."""
+    if type(value) is not int or not minimum <= value <= maximum:
         raise ValueError(
-            f"{what} must be an integer >= {minimum}, got {value!r:.80}"
+            f"{what} must be an integer in [{minimum}, {maximum}], got "
+            f"{describe(value)}"
         )
     return value
 
@@ -155,7 +216,7 @@ def _check_shape(values, what):
     if not isinstance(values, (tuple, list)) or len(values) > _MAX_NDIM:
         raise ValueError(
             f"{what} must be a tuple of at most {_MAX_NDIM} integers, "
-            f"got {values!r:.80}"
+            f"got {describe(values)}"
         )
     return tuple(check_int(v, f"each {what} entry") for v in values)
 
@@ -187,6 +248,13 @@ class LazyTensor(_Inert):
                 f"size {self.size} and stride {self.stride} have different "
                 "lengths"
             )
+        # The extent of the array with every empty dimension counted as 1
+        # must fit numpy's int64 shape arithmetic.
+        if math.prod(max(n, 1) for n in self.size) > _MAX_EXTENT:
+            raise ValueError(f"size {self.size} is too large for any tensor")
+
+    def __repr__(self):
+        return f"<tensor of size {self.size}>"
 
     def to_numpy(self):
         """Copies the tensor out of its storage.
@@ -197,34 +265,39 @@ class LazyTensor(_Inert):
 
         Raises:
             CorruptTensorError: if the tensor reaches outside its storage.
+            CheckpointTooLargeError: if the file's `ByteBudget` is spent.
             ValueError: if the storage cannot be read.
         """
         storage_type = self.storage.storage_type
-        flat = self.storage.array()
         numel = math.prod(self.size)
+        last = self.offset + sum(
+            (n - 1) * s for n, s in zip(self.size, self.stride) if n
+        )
+        if numel and last >= self.storage.numel:
+            raise CorruptTensorError(
+                f"a tensor of size {self.size}, stride {self.stride} and "
+                f"offset {self.offset} needs {last + 1} elements but "
+                f"storage {describe(self.storage.key, 60)} holds {self.storage.numel}"
+            )
+        if self.storage.budget is not None:
+            out_itemsize = 4 if storage_type.convert is not None else (
+                storage_type.itemsize
+            )
+            self.storage.budget.take(
+                numel * out_itemsize, f"a tensor of size {self.size}"
+            )
+        flat = self.storage.array()
         if numel == 0:
             out = np.zeros(self.size, dtype=flat.dtype)
         else:
-            last = self.offset + sum(
-                (n - 1) * s for n, s in zip(self.size, self.stride)
-            )
-            if last >= flat.size:
-                raise CorruptTensorError(
-                    f"a tensor of size {self.size}, stride {self.stride} and "
-                    f"offset {self.offset} needs {last + 1} elements but "
-                    f"storage {self.storage.key!r} holds {flat.size}"
-                )
-            if numel > flat.size and numel > _MAX_OVERLAPPING_ELEMENTS:
-                raise CorruptTensorError(
-                    f"a tensor of size {self.size} with overlapping strides "
-                    f"{self.stride} would expand storage "
-                    f"{self.storage.key!r} ({flat.size} elements) to {numel} "
-                    "elements"
-                )
             view = np.lib.stride_tricks.as_strided(
                 flat[self.offset :],
                 shape=self.size,
-                strides=tuple(s * flat.itemsize for s in self.stride),
+                # A dimension of size 1 never steps: its stride may be any.
+                strides=tuple(
+                    s * flat.itemsize if n > 1 else 0
+                    for n, s in zip(self.size, self.stride)
+                ),
                 writeable=False,
             )
             out = np.array(view, copy=True, order="C")
@@ -233,14 +306,26 @@ class LazyTensor(_Inert):
         return out
 
 
+def _no_members(*args):
+    return ()
+
+
 class _Builder(_Inert):
-    """A callable stand-in for an allowed global (positional args only)."""
+    """A callable stand-in for an allowed global (positional args only).
 
-    __slots__ = ("_function", "_name")
+    Args:
+        name: the global's `module.name`.
+        function: what a call runs.
+        hashed_members: `(*args) -> iterable` of the values the call will
+            hash (dict keys, set members), checked before it runs.
+    """
 
-    def __init__(self, name, function):
+    __slots__ = ("_function", "_name", "hashed_members")
+
+    def __init__(self, name, function, hashed_members=_no_members):
         self._name = name
         self._function = function
+        self.hashed_members = hashed_members
 
     def __call__(self, *args):
         return self._function(*args)
@@ -293,6 +378,22 @@ def _ordered_dict(*args):
     return collections.OrderedDict(items)
 
 
+def _pair_keys(*args):
+    if len(args) != 1 or not isinstance(args[0], (list, tuple)):
+        return ()
+    return [
+        item[0]
+        for item in args[0]
+        if isinstance(item, (list, tuple)) and len(item) == 2
+    ]
+
+
+def _set_members(*args):
+    if len(args) != 1 or not isinstance(args[0], (list, tuple)):
+        return ()
+    return args[0]
+
+
 def _set_builder(kind):
     def build(*args):
         if not args:
@@ -318,6 +419,9 @@ def _empty_bytes(*args):
 
 
 def _allowlist():
+    hashed = {
+        ("collections", "OrderedDict"): _pair_keys,
+    }
     allowed = {
         ("collections", "OrderedDict"): _ordered_dict,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -333,8 +437,12 @@ def _allowlist():
         allowed[(module, "set")] = _set_builder(set)
         allowed[(module, "frozenset")] = _set_builder(frozenset)
         allowed[(module, "bytes")] = _empty_bytes
+        hashed[(module, "set")] = _set_members
+        hashed[(module, "frozenset")] = _set_members
     stand_ins = {
-        key: _Builder(f"{key[0]}.{key[1]}", function)
+        key: _Builder(
+            f"{key[0]}.{key[1]}", function, hashed.get(key, _no_members)
+        )
         for key, function in allowed.items()
     }
     for name, storage_type in STORAGE_TYPES.items():
@@ -347,55 +455,53 @@ def _allowlist():
 ALLOWED_GLOBALS = _allowlist()
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only `ALLOWED_GLOBALS`.
+def _hashed_members(function, args):
+    if isinstance(function, _Builder):
+        return function.hashed_members(*args)
+    return ()
+
+
+def unpickle(file, source, persistent_load=None):
+    """Reads one pickle from `file` with `ALLOWED_GLOBALS` only.
+
+    The pickle runs in `pickle_machine.PickleMachine`, so its depth, size
+    and hashing work are bounded (see that module).
 
     Args:
         file: binary file object positioned at a pickle.
         source: description of the file for error messages.
         persistent_load: function mapping a persistent id to an object,
             or `None` if the pickle must not contain persistent ids.
-    """
-
-    def __init__(self, file, source, persistent_load=None):
-        super().__init__(file, encoding="utf-8")
-        self._source = source
-        self._persistent_load = persistent_load
-
-    def find_class(self, module, name):
-        stand_in = ALLOWED_GLOBALS.get((module, name))
-        if stand_in is None:
-            raise UnsafeCheckpointError(f"{module}.{name}", self._source)
-        return stand_in
-
-    def persistent_load(self, pid):
-        if self._persistent_load is None:
-            raise ValueError(f"unexpected persistent id {pid!r:.80}")
-        return self._persistent_load(pid)
-
-
-def unpickle(file, source, persistent_load=None):
-    """Reads one pickle from `file` with `RestrictedUnpickler`.
-
-    Args:
-        file: binary file object positioned at a pickle.
-        source: description of the file for error messages.
-        persistent_load: see `RestrictedUnpickler`.
 
     Returns:
         The unpickled object; tensors in it are `LazyTensor`s.
 
     Raises:
         UnsafeCheckpointError: if the pickle references a global outside
-            `ALLOWED_GLOBALS`.
-        ValueError: if the pickle is truncated or corrupt.
+            `ALLOWED_GLOBALS` or a copyreg extension code.
+        ValueError: if the pickle is truncated, corrupt or exceeds a bound.
     """
+
+    def find_class(module, name):
+        stand_in = ALLOWED_GLOBALS.get((module, name))
+        if stand_in is None:
+            raise UnsafeCheckpointError(
+                f"{describe(module, 60)}.{describe(name, 60)}"
+                if len(module) + len(name) > 100
+                else f"{module}.{name}",
+                source,
+            )
+        return stand_in
+
+    machine = pickle_machine.PickleMachine(
+        file, source, find_class, persistent_load, _hashed_members
+    )
     try:
-        return RestrictedUnpickler(file, source, persistent_load).load()
+        return machine.run()
     except UnsafeCheckpointError:
         raise
     except Exception as error:
         raise ValueError(
-            f"Cannot read {source}: the pickle is truncated or corrupt "
-            f"({type(error).__name__}: {error})."
+            f"Cannot read {source}: the pickle is truncated or corrupt, or not "
+            f"a checkpoint ({type(error).__name__}: {describe(str(error), 300)})."
         ) from error

@@ -168,7 +168,7 @@ def test_crafted_tensor_pickle_baseline(tmp_path):
             _tensor_pickle(
                 after=b"N}X\x06\x00\x00\x00offsetJ\x00\x00\x00\x01s\x86b"
             ),
-            "set the state of LazyTensor",
+            "sets the state of a LazyTensor",
         ),
         # Calling a storage class, instantiating a stand-in with NEWOBJ.
         (b"\x80\x02ctorch\nFloatStorage\n(K\x03tR.", "not callable"),
@@ -179,7 +179,7 @@ def test_crafted_tensor_pickle_baseline(tmp_path):
                 b"\x80\x02ctorch._utils\n_rebuild_tensor\nN}X\x09\x00\x00\x00"
                 b"_functionctorch._utils\n_rebuild_parameter\ns\x86b."
             ),
-            "set the state of _Builder",
+            "sets the state of a _Builder",
         ),
         # Builders only build data, from data.
         (b"\x80\x02cbuiltins\nset\n(K\x01K\x02tR.", "too many values"),
