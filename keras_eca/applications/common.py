@@ -120,7 +120,7 @@ def pointwise_conv_and_attention(
     if (
         isinstance(attention, ChannelGate)
         and channels(x, data_format) < filters
-        and conv_layer.compute_dtype == "float32"
+        and conv_layer.compute_dtype in ("float32", "float64")
     ):
         pooled = SpatialMean(data_format=data_format, name=f"{prefix}_pool")(x)
         out = [out, conv_layer(pooled)]

@@ -46,9 +46,12 @@ def build_model(
     The arguments up to `name` follow `keras.applications` (e.g.
     `keras.applications.ResNet50`). The model is channels-last or
     channels-first as `keras.config.image_data_format()` says, and it runs
-    under any dtype policy, including `"mixed_float16"` and
-    `"mixed_bfloat16"` (the classifier computes in float32). Feed it images
-    processed by `keras_eca.applications.preprocess_input`.
+    under any dtype policy: `"mixed_float16"` and `"mixed_bfloat16"` (the
+    classifier computes in float32, the attention's pooling and gates too),
+    `"float16"` / `"bfloat16"` (the same, with half weights), and
+    `"float64"`, where every layer, weight and output is float64 (for
+    numerical checks). Feed it images processed by
+    `keras_eca.applications.preprocess_input`.
 
     Args:
         architecture: str. A registry key, see
@@ -157,11 +160,13 @@ def build_model(
         if config["dropout_rate"]:
             x = keras.layers.Dropout(config["dropout_rate"], name="dropout")(x)
         # float32 classifier: logits and softmax stay accurate under mixed
-        # precision, as keras.applications does for its last activation.
+        # precision, as keras.applications does for its last activation; a
+        # float64 model keeps float64.
+        float64 = keras.config.dtype_policy().compute_dtype == "float64"
         x = keras.layers.Dense(
             classes,
             activation=classifier_activation,
-            dtype="float32",
+            dtype="float64" if float64 else "float32",
             name="predictions",
         )(x)
     elif pooling == "avg":

@@ -25,6 +25,14 @@ def spatial_axes(data_format, rank):
     return tuple(range(2, rank))
 
 
+def statistics_dtype(compute_dtype):
+    """The dtype of the pooling, statistics and gates of a layer computing
+    in `compute_dtype`: float32, never less (a float16 sum over a large map
+    overflows), and float64 in a float64 layer, so float64 models stay
+    float64 end to end."""
+    return "float64" if compute_dtype == "float64" else "float32"
+
+
 def torch_default_uniform(fan_in):
     """PyTorch's default Conv/Linear weight init: U(-1/sqrt(fan_in), ...).
 
@@ -91,7 +99,7 @@ class ChannelGate(AttentionLayer):
     `y = GAP(x)` is computed in float32 and handed to `excite(y)` (shape
     `(batch, channels)`, float32), whose result goes through a sigmoid and
     rescales `x` channel by channel. Subclasses implement `build_attention`
-    and `excite`.
+    and `excite`. A float64 layer does all of it in float64.
 
     Pooling and the gate stay in float32 under mixed precision: a float16
     sum over a large feature map overflows (65504 is the largest float16),
@@ -130,7 +138,8 @@ class ChannelGate(AttentionLayer):
         inputs = ops.cast(inputs, self.compute_dtype)
         rank = len(inputs.shape)
         pooled = ops.mean(
-            ops.cast(inputs, "float32"), axis=self.spatial_axes(rank)
+            ops.cast(inputs, statistics_dtype(self.compute_dtype)),
+            axis=self.spatial_axes(rank),
         )
         gate = ops.cast(ops.sigmoid(self.excite(pooled)), inputs.dtype)
         return inputs * self._per_channel(gate, inputs)
@@ -154,10 +163,11 @@ class ChannelGate(AttentionLayer):
                 "FoldedBatchNormalization. Received shapes: "
                 f"{[tuple(t.shape) for t in (features, scale, offset, means)]}"
             )
-        values = ops.cast(features, "float32")
-        scale = ops.cast(scale, "float32")
-        offset = ops.cast(offset, "float32")
-        pooled = ops.cast(means, "float32") * scale + offset
+        dtype = statistics_dtype(self.compute_dtype)
+        values = ops.cast(features, dtype)
+        scale = ops.cast(scale, dtype)
+        offset = ops.cast(offset, dtype)
+        pooled = ops.cast(means, dtype) * scale + offset
         gate = ops.sigmoid(self.excite(pooled))
         out = values * self._per_channel(scale * gate, values)
         out = out + self._per_channel(offset * gate, values)

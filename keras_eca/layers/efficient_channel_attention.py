@@ -207,7 +207,8 @@ class EfficientChannelAttention(ChannelGate):
         )
 
     def excite(self, pooled):
-        return channel_conv(pooled, self.kernel, self.padding)
+        kernel = ops.cast(self.kernel, pooled.dtype)  # float16 policy: up
+        return channel_conv(pooled, kernel, self.padding)
 
     def get_config(self):
         config = super().get_config()
@@ -251,7 +252,7 @@ class EfficientChannelAttentionNS(EfficientChannelAttention):
         return (kernel_size, channels)
 
     def excite(self, pooled):
-        kernel = ops.convert_to_tensor(self.kernel)  # one read, k slices
+        kernel = ops.cast(self.kernel, pooled.dtype)  # one read, k slices
         k = kernel.shape[0]
         windows = channel_windows(pooled, k, self.padding)
         out = windows[0] * kernel[0]

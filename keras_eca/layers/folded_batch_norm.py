@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_eca.layers.base import spatial_axes
+from keras_eca.layers.base import statistics_dtype
 from keras_eca.layers.base import standardize_data_format
 
 
@@ -14,7 +15,8 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
     """A `BatchNormalization` that returns its affine instead of applying it.
 
     `FoldedBatchNormalization(...)(x)` returns `[x, scale, offset, means]`:
-    float32 `scale` and `offset` of the channel size with
+    float32 (float64 in a float64 layer) `scale` and `offset` of the
+    channel size with
     `BatchNormalization(...)(x) == x * scale + offset` (batch statistics in
     training, moving statistics otherwise, and the same moving-average
     updates), and `means`, the float32 `(batch, channels)` spatial means of
@@ -86,8 +88,10 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
             )
         inputs, means = _split(inputs)
         channels = inputs.shape[self.axis]
-        # Statistics in float32, as keras' BatchNormalization computes.
-        values = ops.cast(inputs, "float32")
+        # Statistics in float32 (float64 in a float64 layer), as keras'
+        # BatchNormalization computes.
+        dtype = statistics_dtype(self.compute_dtype)
+        values = ops.cast(inputs, dtype)
         if means is None:
             spatial_axes = [a for a in self._reduction_axes if a != 0]
             means = ops.mean(values, axis=spatial_axes)
@@ -98,7 +102,7 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
                     f"channel of x ({channels}). Received: means of shape "
                     f"{tuple(means.shape)} for x of shape {tuple(inputs.shape)}"
                 )
-            means = ops.reshape(ops.cast(means, "float32"), (-1, channels))
+            means = ops.reshape(ops.cast(means, dtype), (-1, channels))
         if training and self.trainable:
             # The variance as keras computes it; the mean from `means`, so
             # its gradient joins the gate's pooling gradient.
@@ -106,32 +110,35 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
                 values, axes=self._reduction_axes, synchronized=self.synchronized
             )
             mean = batch_mean if self.synchronized else ops.mean(means, axis=0)
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum)
-            )
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum
-                + variance * (1.0 - self.momentum)
-            )
+            # Moving averages in `dtype`, stored in the variables' own (half
+            # under a pure float16 policy).
+            for variable, value in (
+                (self.moving_mean, mean),
+                (self.moving_variance, variance),
+            ):
+                average = ops.cast(variable, dtype) * self.momentum
+                average = average + value * (1.0 - self.momentum)
+                variable.assign(ops.cast(average, variable.dtype))
         else:
-            mean = ops.cast(self.moving_mean, "float32")
-            variance = ops.cast(self.moving_variance, "float32")
+            mean = ops.cast(self.moving_mean, dtype)
+            variance = ops.cast(self.moving_variance, dtype)
         scale = ops.rsqrt(variance + self.epsilon)
         if self.scale:
-            scale = scale * ops.cast(self.gamma, "float32")
+            scale = scale * ops.cast(self.gamma, dtype)
         offset = -mean * scale
         if self.center:
-            offset = offset + ops.cast(self.beta, "float32")
+            offset = offset + ops.cast(self.beta, dtype)
         return [inputs, scale, offset, means]
 
     def compute_output_spec(self, inputs, training=None, mask=None):
         inputs, _ = _split(inputs)
         channels = inputs.shape[self.axis]
+        dtype = statistics_dtype(self.compute_dtype)
         return [
             keras.KerasTensor(inputs.shape, dtype=inputs.dtype),
-            keras.KerasTensor((channels,), dtype="float32"),
-            keras.KerasTensor((channels,), dtype="float32"),
-            keras.KerasTensor((inputs.shape[0], channels), dtype="float32"),
+            keras.KerasTensor((channels,), dtype=dtype),
+            keras.KerasTensor((channels,), dtype=dtype),
+            keras.KerasTensor((inputs.shape[0], channels), dtype=dtype),
         ]
 
     def compute_output_shape(self, input_shape):
@@ -148,7 +155,7 @@ class FoldedBatchNormalization(keras.layers.BatchNormalization):
 
 @keras.saving.register_keras_serializable(package="keras_eca")
 class SpatialMean(keras.layers.Layer):
-    """The float32 mean over the spatial axes, kept as size-1 axes.
+    """The float32 (float64 in a float64 layer) spatial mean, size-1 axes kept.
 
     `(batch, H, W, C)` -> `(batch, 1, 1, C)` (channels_last) or
     `(batch, C, 1, 1)` (channels_first), for any rank >= 3. The
@@ -163,13 +170,16 @@ class SpatialMean(keras.layers.Layer):
 
     def call(self, inputs):
         axes = spatial_axes(self.data_format, len(inputs.shape))
-        return ops.mean(ops.cast(inputs, "float32"), axis=axes, keepdims=True)
+        dtype = statistics_dtype(self.compute_dtype)
+        return ops.mean(ops.cast(inputs, dtype), axis=axes, keepdims=True)
 
     def compute_output_spec(self, inputs):
         shape = list(inputs.shape)
         for axis in spatial_axes(self.data_format, len(shape)):
             shape[axis] = 1
-        return keras.KerasTensor(tuple(shape), dtype="float32")
+        return keras.KerasTensor(
+            tuple(shape), dtype=statistics_dtype(self.compute_dtype)
+        )
 
     def get_config(self):
         config = super().get_config()

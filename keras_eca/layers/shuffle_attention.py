@@ -7,6 +7,7 @@ from keras_eca._checks import as_python_number
 from keras_eca._checks import is_finite_number
 from keras_eca._checks import is_integer
 from keras_eca.layers.base import AttentionLayer
+from keras_eca.layers.base import statistics_dtype
 from keras_eca.layers.registry import register_attention
 
 
@@ -55,7 +56,8 @@ class ShuffleAttention(AttentionLayer):
     `cbias = sbias = 1`, `gamma = 1`, `beta = 0`.
 
     The layer works on either layout directly, with a dynamic batch size.
-    Its statistics and gates are computed in float32. Both branches are
+    Its statistics and gates are computed in float32 (float64 in a
+    float64 layer). Both branches are
     evaluated as one channel-wise `x * sigmoid(a * x + b)` over the whole
     feature map, which is ~30 % cheaper than gating the halves apart.
 
@@ -158,9 +160,12 @@ class ShuffleAttention(AttentionLayer):
         # broadcast; slicing the halves apart and stacking them back cost
         # about twice as much on CPU.
         flat_shape = (batch, -1, channels) if last else (batch, channels, -1)
-        x = ops.reshape(ops.cast(inputs, "float32"), flat_shape)
+        dtype = statistics_dtype(self.compute_dtype)
+        x = ops.reshape(ops.cast(inputs, dtype), flat_shape)
         param_shape = (1, 1, channels) if last else (1, channels, 1)
-        rate, slope_rate, bias = self._channel_constants(channels, param_shape)
+        rate, slope_rate, bias = self._channel_constants(
+            channels, param_shape, dtype
+        )
         # Per sample and channel, gate = sigmoid(slope * x + offset).
         # Channel branch: slope 0, offset cweight * mean + cbias. Spatial
         # branch: the GroupNorm and both affines folded into one slope and
@@ -180,12 +185,12 @@ class ShuffleAttention(AttentionLayer):
         out = ops.reshape(out, ops.shape(inputs))
         return ops.cast(out, inputs.dtype)
 
-    def _channel_constants(self, channels, shape):
+    def _channel_constants(self, channels, shape, dtype):
         """The weights as three per-channel vectors, in the input's channel
         order: `offset = mean * (rate - slope) + bias` and
         `slope = slope_rate * rstd` give both branches' gates."""
         cweight, cbias, sweight, sbias, gamma, beta = (
-            w.value  # tf.stack cannot take keras Variables
+            ops.cast(w.value, dtype)  # tf.stack cannot take keras Variables
             for w in (
                 self.cweight, self.cbias, self.sweight, self.sbias,
                 self.gn_gamma, self.gn_beta,

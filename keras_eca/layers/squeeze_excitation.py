@@ -127,13 +127,14 @@ class SqueezeExcitation(_InitializerMixin, ChannelGate):
             )
 
     def excite(self, pooled):
-        hidden = ops.matmul(pooled, self.squeeze_kernel)
+        dtype = pooled.dtype  # the weights' own under a float16 policy
+        hidden = ops.matmul(pooled, ops.cast(self.squeeze_kernel, dtype))
         if self.use_bias:
-            hidden = hidden + self.squeeze_bias
+            hidden = hidden + ops.cast(self.squeeze_bias, dtype)
         hidden = self.activation(hidden)
-        out = ops.matmul(hidden, self.excite_kernel)
+        out = ops.matmul(hidden, ops.cast(self.excite_kernel, dtype))
         if self.use_bias:
-            out = out + self.excite_bias
+            out = out + ops.cast(self.excite_bias, dtype)
         return out
 
     def get_config(self):
@@ -209,7 +210,7 @@ class SqueezeExcitationVar2(_InitializerMixin, ChannelGate):
         )
 
     def excite(self, pooled):
-        return pooled * self.kernel
+        return pooled * ops.cast(self.kernel, pooled.dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -252,7 +253,7 @@ class SqueezeExcitationVar3(_InitializerMixin, ChannelGate):
         )
 
     def excite(self, pooled):
-        return ops.matmul(pooled, self.kernel)
+        return ops.matmul(pooled, ops.cast(self.kernel, pooled.dtype))
 
     def get_config(self):
         config = super().get_config()
@@ -346,7 +347,8 @@ class SqueezeExcitationGroupConv(_InitializerMixin, ChannelGate):
     def excite(self, pooled):
         groups, width, _ = self.kernel.shape
         grouped = ops.reshape(pooled, (-1, groups, width))
-        out = ops.einsum("bgi,gio->bgo", grouped, self.kernel)
+        kernel = ops.cast(self.kernel, pooled.dtype)
+        out = ops.einsum("bgi,gio->bgo", grouped, kernel)
         return ops.reshape(out, (-1, groups * width))
 
     def get_config(self):

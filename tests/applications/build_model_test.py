@@ -364,3 +364,44 @@ def test_bottleneck_gates_pool_the_narrow_conv_input_in_float32():
     finally:
         keras.config.set_dtype_policy("float32")
     assert "conv2_block1_3_pool" not in names
+
+
+@pytest.mark.parametrize(
+    "architecture, kwargs",
+    [
+        ("resnet18", {}),
+        ("eca_resnet18", {}),
+        ("se_resnet18", {}),
+        ("resnet18", {"attention": "sa", "attention_kwargs": {"groups": 8}}),
+        ("eca_resnet50", {}),  # the bottleneck's pooled-conv shortcut
+        ("mobilenet_v2", {}),
+        ("eca_mobilenet_v2", {}),
+    ],
+)
+def test_float64_policy_builds_float64_models(architecture, kwargs):
+    # For numerical checks: float64 end to end, classifier included, and
+    # the float32 model's outputs to float32 round-off.
+    float32 = small(architecture, classes=10, classifier_activation=None, **kwargs)
+    keras.config.set_dtype_policy("float64")
+    model = small(architecture, classes=10, classifier_activation=None, **kwargs)
+    assert {w.dtype for w in model.weights} == {"float64"}
+    for layer in model.layers[1:]:
+        for tensor in keras.tree.flatten(layer.output):
+            assert tensor.dtype == "float64", layer.name
+    model.set_weights(float32.get_weights())
+    x = np.random.default_rng(0).uniform(-2, 2, (2, 32, 32, 3))
+    y = model(x)
+    assert keras.backend.standardize_dtype(y.dtype) == "float64"
+    expected = keras.ops.convert_to_numpy(float32(x.astype("float32")))
+    y = keras.ops.convert_to_numpy(y)
+    # Relative to the logits' scale (~1e-11 for a random-init MobileNetV2).
+    np.testing.assert_allclose(y, expected, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("policy", ["float16", "bfloat16"])
+def test_half_precision_policies_build(policy):
+    keras.config.set_dtype_policy(policy)
+    model = small("eca_resnet50", classes=10, classifier_activation=None)
+    y = model(np.random.default_rng(0).uniform(-2, 2, (2, 32, 32, 3)), training=True)
+    assert keras.backend.standardize_dtype(y.dtype) == "float32"
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
