@@ -1,154 +1,31 @@
 """Downloads, offline: a `file://` mirror stands in for the hosts.
 
-The mirror serves the eca_resnet18 reference fixture (rule "init v2") as
-an official training checkpoint (`.pth.tar`, legacy format, `module.`
-prefixes) and as `.safetensors`; temporary table entries point at it.
-`KERAS_HOME` is a temporary folder, so the real ~/.keras is never used.
+The mirror (`tests/weights/mirror.py`) serves the eca_resnet18 reference
+fixture as `.pth.tar` and `.safetensors`; temporary table entries point
+at it. `KERAS_HOME` is a temporary folder, so the real ~/.keras is never
+used.
 """
 
 import hashlib
-import json
 import os
 import shlex
-import types
-import urllib.request
 import warnings
 
 import pytest
 
-import keras
-from keras_eca import applications
 from keras_eca import checkpoints
 from keras_eca.applications import weights
-from keras_eca.applications import weights_cache
-from tests import reference_fixtures as fixture_utils
 from tests.weights import helpers
+from tests.weights.mirror import SMALL
+from tests.weights.mirror import TOL
+from tests.weights.mirror import build
+from tests.weights.mirror import cached
+from tests.weights.mirror import forbid_network
+from tests.weights.mirror import serve_gdrive
+from tests.weights.mirror import serve_hub
+from tests.weights.mirror import serve_url
+from tests.weights.mirror import sha256
 
-SMALL = "official_eca_resnet18"
-TOL = fixture_utils.RELATIVE_TOLERANCE
-GDRIVE_ID = "TESTID0123"
-HUB_REPO = "testorg/eca_resnet18.mirror_in1k"
-
-
-def sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("checkpoints")
-    pth = helpers.write_checkpoint(
-        SMALL, "own_legacy", folder / "eca_resnet18_k3577.pth.tar"
-    )
-    safetensors = helpers.write_checkpoint(
-        SMALL, "safetensors", folder / "model.safetensors"
-    )
-    return types.SimpleNamespace(pth=pth, safetensors=safetensors)
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    home = tmp_path / "keras_home"
-    mirror = tmp_path / "mirror"
-    (mirror / "gdrive").mkdir(parents=True)
-    monkeypatch.setenv("KERAS_HOME", str(home))
-    monkeypatch.setenv("KERAS_ECA_HUB_URL", mirror.as_uri() + "/hub/")
-    monkeypatch.setenv("KERAS_ECA_GDRIVE_URL", mirror.as_uri() + "/gdrive")
-    monkeypatch.setattr(weights_cache, "_WARNED", set())
-    return types.SimpleNamespace(
-        home=home, mirror=mirror, cache=home / "keras_eca", mp=monkeypatch
-    )
-
-
-def register(env, tag, **fields):
-    entry = weights.weights_config("eca_resnet18.official_in1k")
-    entry.update(tag=tag, **fields)
-    key = f"eca_resnet18.{tag}"
-    env.mp.setitem(weights.WEIGHTS, key, entry)
-    return key
-
-
-def serve_url(env, data, sha=None, name="eca_resnet18_k3577.pth.tar"):
-    """A plain URL entry with a pinned sha256 (default: the real one)."""
-    path = env.mirror / name
-    path.write_bytes(data)
-    register(
-        env,
-        "url_in1k",
-        host="url",
-        url=path.as_uri(),
-        sha256=sha or hashlib.sha256(data).hexdigest(),
-        hash_source="pinned",
-    )
-    return path
-
-
-def serve_gdrive(env, data):
-    path = env.mirror / "gdrive" / (
-        f"download?id={GDRIVE_ID}&export=download&confirm=t"
-    )
-    path.write_bytes(data)
-    register(env, "drive_in1k", gdrive_id=GDRIVE_ID)
-    return path
-
-
-def serve_hub(env, data, oid=None, listing=True):
-    folder = env.mirror / "hub" / HUB_REPO / "resolve" / "main"
-    folder.mkdir(parents=True)
-    (folder / "model.safetensors").write_bytes(data)
-    if listing:
-        tree = env.mirror / "hub" / "api" / "models" / HUB_REPO / "tree"
-        tree.mkdir(parents=True)
-        oid = oid or hashlib.sha256(data).hexdigest()
-        (tree / "main").write_text(
-            json.dumps(
-                [
-                    {"type": "file", "path": ".gitattributes", "size": 1519},
-                    {
-                        "type": "file",
-                        "path": "model.safetensors",
-                        "size": len(data),
-                        "lfs": {
-                            "oid": oid,
-                            "size": len(data),
-                            "pointerSize": 135,
-                        },
-                    },
-                ]
-            )
-        )
-    register(
-        env,
-        "mirror_in1k",
-        host="hub",
-        url=f"https://huggingface.co/{HUB_REPO}/resolve/main/model.safetensors",
-        hub_repo=HUB_REPO,
-        hub_file="model.safetensors",
-        file_name="model.safetensors",
-        file_format="safetensors",
-        hash_source="hub",
-    )
-    return folder / "model.safetensors"
-
-
-def build(weights_name, **kwargs):
-    kwargs.setdefault("input_shape", (96, 96, 3))
-    kwargs.setdefault("classifier_activation", None)
-    return applications.build_model(
-        "eca_resnet18", weights=weights_name, **kwargs
-    )
-
-
-def cached(env):
-    return sorted(os.listdir(env.cache)) if env.cache.exists() else []
-
-
-def forbid_network(env):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the network must not be used")
-
-    env.mp.setattr(keras.utils, "get_file", refuse)
-    env.mp.setattr(urllib.request, "urlopen", refuse)
 
 
 def test_download_urls_follow_the_host_variables(monkeypatch):
