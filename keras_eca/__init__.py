@@ -3,22 +3,55 @@
 Submodules: `layers` (attention layers, registry), `applications` (model
 builders), `conversion` (PyTorch state_dict mapping), `checkpoints`
 (reading .pth/.safetensors without torch), `complexity` (parameter and
-FLOP counts), `testing` (the layer test harness). `keras_eca.export` needs
-TensorFlow and is imported on demand.
+FLOP counts), `testing` (the layer test harness) and `export` (SavedModel
+and TFLite; needs TensorFlow).
+
+Each submodule is imported on first use (`keras_eca.layers`, ...), so
+`import keras_eca` itself does not import Keras or TensorFlow and the
+`keras-eca` command answers `--help` at once. Keras finds the layers of a
+`.keras` file once `keras_eca.layers` has been imported: `import keras_eca`
+does it when Keras is already imported; otherwise touch `keras_eca.layers`
+before `keras.saving.load_model`.
 """
 
-from keras_eca import applications
-from keras_eca import checkpoints
-from keras_eca import complexity
-from keras_eca import conversion
-from keras_eca import layers
+import importlib
+import sys
+
 from keras_eca.version import __version__
 
+_SUBMODULES = (
+    "applications",
+    "checkpoints",
+    "complexity",
+    "conversion",
+    "export",
+    "layers",
+    "testing",
+)
+
+# Without `export`: a star import would import TensorFlow on any backend.
 __all__ = [
     "applications",
     "checkpoints",
     "complexity",
     "conversion",
     "layers",
+    "testing",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES))
+
+
+# With Keras loaded, registering the layers costs milliseconds, and
+# `import keras; import keras_eca; keras.saving.load_model(...)` works.
+if "keras" in sys.modules:
+    importlib.import_module(f"{__name__}.layers")
