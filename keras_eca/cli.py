@@ -1,12 +1,24 @@
-"""The `keras-eca` command line: parses arguments, calls the library, prints."""
+"""The `keras-eca` command line: parses arguments, calls the library, prints.
+
+Only the standard library is imported here and at `import keras_eca`, so
+`--help` answers without loading TensorFlow; each command imports what it
+needs when it runs.
+"""
 
 import argparse
+import os
 import sys
+import tempfile
+
+# What a user can cause (bad value, missing or unreadable file,
+# keras_eca.checkpoints.UnsafeCheckpointError): one line, no traceback.
+USER_ERRORS = (ValueError, OSError)
 
 
 def _demo(args):
     from keras_eca import demo
 
+    demo.check_backbone(args.backbone)
     print(
         f"keras_eca demo: {args.backbone} with every attention type, "
         f"{args.image_size}x{args.image_size} random input, offline."
@@ -39,9 +51,8 @@ def _summary(args):
 
     unknown = [n for n in args.models if n not in applications.list_models()]
     if unknown:
-        raise SystemExit(
-            f"keras-eca summary: unknown model(s) {unknown}; see "
-            "`keras-eca list-models`."
+        raise ValueError(
+            f"unknown model(s) {unknown}; see `keras-eca list-models`."
         )
     rows = complexity.summary_table(args.models, image_size=args.image_size)
     print(complexity.format_summary(rows, image_size=args.image_size))
@@ -52,9 +63,8 @@ def _list_weights(args):
 
     keys = weights.list_weights(args.pattern)
     if not keys:
-        raise SystemExit(
-            f"keras-eca list-weights: no weights match {args.pattern!r}; see "
-            "`keras-eca list-weights`."
+        raise ValueError(
+            f"no weights match {args.pattern!r}; see `keras-eca list-weights`."
         )
     hashed = {
         "pinned": "sha256",
@@ -107,8 +117,47 @@ def _synthetic_image(size):
     return np.stack([x, y, blue], axis=-1)[None]
 
 
+def _kernel_sizes(text):
+    """`--kernel-sizes`: None, 'adaptive' or a list of ints."""
+    if text is None or text == "adaptive":
+        return text
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            "--kernel-sizes must be 'adaptive' or comma-separated integers, "
+            f"e.g. 3,5,5,7. Received: {text!r}"
+        ) from None
+
+
+def _check_output(output, overwrite):
+    """Refuses an output that cannot be written, before the conversion."""
+    if not output.endswith(".weights.h5"):
+        raise ValueError(
+            f"--output must end in `.weights.h5`. Received: {output!r}"
+        )
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"the folder of {output!r} does not exist; create {folder!r} "
+            "first."
+        )
+    if os.path.isdir(output):
+        raise IsADirectoryError(f"{output!r} is a folder.")
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(
+            f"{output!r} exists; pass --overwrite to replace it."
+        )
+    try:  # The staged file is written there: try it now.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".keras-eca-"):
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write to {folder!r}: {error.strerror or error}."
+        ) from None
+
+
 def _convert(args):
-    import os
     import time
 
     import numpy as np
@@ -119,40 +168,17 @@ def _convert(args):
 
     checkpoint = args.checkpoint
     if not os.path.isfile(checkpoint):
-        raise SystemExit(
-            f"keras-eca convert: {checkpoint!r} is not an existing file."
-        )
+        raise FileNotFoundError(f"{checkpoint!r} is not an existing file.")
     if args.model not in applications.list_models():
-        raise SystemExit(
-            f"keras-eca convert: unknown model {args.model!r}; see "
-            "`keras-eca list-models`."
+        raise ValueError(
+            f"unknown model {args.model!r}; see `keras-eca list-models`."
         )
     output = args.output or os.path.join(
         os.path.dirname(os.path.abspath(checkpoint)),
         f"{args.model}.weights.h5",
     )
-    if not output.endswith(".weights.h5"):
-        raise SystemExit(
-            "keras-eca convert: --output must end in `.weights.h5`. "
-            f"Received: {output!r}"
-        )
-    if os.path.exists(output) and not args.overwrite:
-        raise SystemExit(
-            f"keras-eca convert: {output!r} exists; pass --overwrite to "
-            "replace it."
-        )
-    kernel_sizes = None
-    if args.kernel_sizes == "adaptive":
-        kernel_sizes = "adaptive"
-    elif args.kernel_sizes:
-        try:
-            kernel_sizes = [int(k) for k in args.kernel_sizes.split(",")]
-        except ValueError:
-            raise SystemExit(
-                "keras-eca convert: --kernel-sizes must be 'adaptive' or "
-                "comma-separated integers, e.g. 3,5,5,7. "
-                f"Received: {args.kernel_sizes!r}"
-            ) from None
+    kernel_sizes = _kernel_sizes(args.kernel_sizes)
+    _check_output(output, args.overwrite)
     size = args.image_size
     start = time.perf_counter()
     model = applications.build_model(
@@ -205,11 +231,27 @@ def _pair(text):
 
 def _batch_sizes(text):
     try:
-        return tuple(int(part) for part in text.split(","))
+        sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 1,16; got {text!r}"
-        ) from None
+            "expected comma-separated integers, all positive, e.g. 1,16; "
+            f"got {text!r}"
+        )
+    return sizes
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer; got {text!r}"
+        )
+    return value
 
 
 def _benchmark(args):
@@ -223,28 +265,25 @@ def _benchmark(args):
         ]
     else:
         comparisons = benchmark.DEFAULT_COMPARISONS
-    try:
-        settings = benchmark.Settings(
-            image_size=args.image_size,
-            inference_batch_sizes=args.inference_batch_sizes,
-            training_batch_size=args.training_batch_size,
-            repeats=args.repeats,
-            warmup=args.warmup,
-            min_seconds=args.min_seconds,
-            memory_steps=args.memory_steps,
-            memory_repeats=args.memory_repeats,
-            jit_compile=args.jit_compile,
-            dtype_policy=args.dtype_policy,
-        )
-        result = benchmark.run_benchmark(
-            comparisons,
-            settings,
-            memory=not args.no_memory,
-            startup=not args.no_startup,
-            report=lambda line: print(line, flush=True),
-        )
-    except ValueError as error:
-        raise SystemExit(f"keras-eca benchmark: {error}") from None
+    settings = benchmark.Settings(
+        image_size=args.image_size,
+        inference_batch_sizes=args.inference_batch_sizes,
+        training_batch_size=args.training_batch_size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        min_seconds=args.min_seconds,
+        memory_steps=args.memory_steps,
+        memory_repeats=args.memory_repeats,
+        jit_compile=args.jit_compile,
+        dtype_policy=args.dtype_policy,
+    )
+    result = benchmark.run_benchmark(
+        comparisons,
+        settings,
+        memory=not args.no_memory,
+        startup=not args.no_startup,
+        report=lambda line: print(line, flush=True),
+    )
     json_path, png_path = benchmark.save_results(result, args.output_dir)
     print()
     print(benchmark.format_report(result))
@@ -259,17 +298,14 @@ def _benchmark(args):
 def _profile_attention(args):
     from keras_eca.benchmark import layer_profile
 
-    try:
-        profile = layer_profile.profile_attention(
-            args.model,
-            baseline=args.baseline,
-            batch_size=args.batch_size,
-            image_size=args.image_size,
-            repeats=args.repeats,
-            report=lambda line: print(line, flush=True),
-        )
-    except (ValueError, RuntimeError) as error:
-        raise SystemExit(f"keras-eca profile-attention: {error}") from None
+    profile = layer_profile.profile_attention(
+        args.model,
+        baseline=args.baseline,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        repeats=args.repeats,
+        report=lambda line: print(line, flush=True),
+    )
     print()
     print(layer_profile.format_profile(profile))
 
@@ -278,37 +314,62 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-eca",
         description="ECA-Net, SE and Shuffle Attention for Keras 3.",
+        epilog="An error a user can fix (a bad value, a missing or unsafe "
+        "file) prints one `keras-eca <command>: ...` message and exits with "
+        "status 1; add --traceback after the command to see the full Python "
+        "traceback instead. Any other exception is a bug and always shows "
+        "its traceback.",
+    )
+    # Every command takes --traceback (after the command name).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on an error, show the full Python traceback instead of one line",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="build a backbone with each attention type and run it"
+        "demo",
+        parents=[common],
+        help="build a backbone with each attention type and run it",
     )
-    demo.add_argument("--backbone", default="resnet50")
-    demo.add_argument("--image-size", type=int, default=224)
-    demo.add_argument("--batch-size", type=int, default=1)
+    demo.add_argument(
+        "--backbone",
+        default="resnet50",
+        help="a model name of `keras-eca list-models`, e.g. resnet18 or "
+        "mobilenet_v2 (default: resnet50)",
+    )
+    demo.add_argument("--image-size", type=_positive_int, default=224)
+    demo.add_argument("--batch-size", type=_positive_int, default=1)
     demo.set_defaults(run=_demo)
 
-    listing = commands.add_parser("list-attention", help="print attention names")
+    listing = commands.add_parser(
+        "list-attention", parents=[common], help="print attention names"
+    )
     listing.set_defaults(run=_list_attention)
 
-    models = commands.add_parser("list-models", help="print model names")
+    models = commands.add_parser(
+        "list-models", parents=[common], help="print model names"
+    )
     models.add_argument("pattern", nargs="?", default=None, help="e.g. '*eca*'")
     models.set_defaults(run=_list_models)
 
     summary = commands.add_parser(
         "summary",
+        parents=[common],
         help="print parameters, MACs, the ECA paper's FLOPs and the "
         "attention overhead of models",
     )
     summary.add_argument(
         "models", nargs="+", help="registry names, e.g. resnet50"
     )
-    summary.add_argument("--image-size", type=int, default=224)
+    summary.add_argument("--image-size", type=_positive_int, default=224)
     summary.set_defaults(run=_summary)
 
     weights = commands.add_parser(
         "list-weights",
+        parents=[common],
         help="print the pretrained weights table (key, top-1, input size, "
         "source, hash, license)",
     )
@@ -319,6 +380,7 @@ def build_parser():
 
     convert = commands.add_parser(
         "convert",
+        parents=[common],
         help="convert a PyTorch / safetensors checkpoint to .weights.h5 and "
         "check it on a synthetic image",
     )
@@ -337,17 +399,18 @@ def build_parser():
         "the checkpoint",
     )
     convert.add_argument("--overwrite", action="store_true")
-    convert.add_argument("--classes", type=int, default=1000)
+    convert.add_argument("--classes", type=_positive_int, default=1000)
     convert.add_argument(
         "--kernel-sizes",
         default=None,
         help="ECA kernel size per stage, e.g. 3,5,5,7, or 'adaptive'",
     )
-    convert.add_argument("--image-size", type=int, default=224)
+    convert.add_argument("--image-size", type=_positive_int, default=224)
     convert.set_defaults(run=_convert)
 
     bench = commands.add_parser(
         "benchmark",
+        parents=[common],
         help="interleaved speed and memory of the attention models against "
         "their baselines: ratios, JSON and a bar chart",
     )
@@ -360,21 +423,21 @@ def build_parser():
         "names from `keras-eca list-models` or keras_resnet50 / "
         "keras_mobilenet_v2",
     )
-    bench.add_argument("--image-size", type=int, default=224)
+    bench.add_argument("--image-size", type=_positive_int, default=224)
     bench.add_argument(
         "--inference-batch-sizes", type=_batch_sizes, default=(1, 16),
         metavar="B1,B2", help="default: 1,16",
     )
-    bench.add_argument("--training-batch-size", type=int, default=16)
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--training-batch-size", type=_positive_int, default=16)
+    bench.add_argument("--repeats", type=_positive_int, default=5)
     bench.add_argument("--warmup", type=int, default=2)
     bench.add_argument(
         "--min-seconds", type=float, default=2.0,
         help="seconds of calls per model and measurement; the models "
         "take turns call by call (default 2)",
     )
-    bench.add_argument("--memory-steps", type=int, default=6)
-    bench.add_argument("--memory-repeats", type=int, default=3)
+    bench.add_argument("--memory-steps", type=_positive_int, default=6)
+    bench.add_argument("--memory-repeats", type=_positive_int, default=3)
     bench.add_argument(
         "--jit-compile", choices=("auto", "on", "off"), default="auto",
         help="XLA; auto: on with an accelerator, off on CPU",
@@ -399,6 +462,7 @@ def build_parser():
 
     prof = commands.add_parser(
         "profile-attention",
+        parents=[common],
         help="time every attention site of a model and its parts (pooling, "
         "gate, rescale, shuffle) against BatchNorm and the plain forward "
         "pass (TensorFlow)",
@@ -408,17 +472,31 @@ def build_parser():
         "--baseline",
         help="a model name (default: the model itself without attention)",
     )
-    prof.add_argument("--batch-size", type=int, default=16)
-    prof.add_argument("--image-size", type=int, default=224)
-    prof.add_argument("--repeats", type=int, default=5)
+    prof.add_argument("--batch-size", type=_positive_int, default=16)
+    prof.add_argument("--image-size", type=_positive_int, default=224)
+    prof.add_argument("--repeats", type=_positive_int, default=5)
     prof.set_defaults(run=_profile_attention)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        if args.traceback:
+            raise
+        raise SystemExit(_error_message(args.command, error)) from None
     return 0
+
+
+def _error_message(command, error):
+    """`keras-eca <command>: <message>`; the lines of a multi-line message
+    (e.g. each mis-shaped tensor of a checkpoint) indented below it."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return "\n".join(
+        [f"keras-eca {command}: {lines[0]}"] + [f"  {line}" for line in lines[1:]]
+    )
 
 
 if __name__ == "__main__":

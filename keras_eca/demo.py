@@ -10,12 +10,25 @@ import time
 import numpy as np
 
 
+def check_backbone(backbone):
+    """Raises a `ValueError` naming the valid backbones for an unknown one."""
+    from keras_eca import applications
+
+    names = applications.list_models()
+    if backbone not in names:
+        raise ValueError(
+            f"unknown backbone {backbone!r}; choose one of {', '.join(names)}. "
+            f"Received: backbone={backbone!r}"
+        )
+
+
 def attention_overhead(backbone="resnet50", image_size=224, batch_size=1, report=print):
     """Builds `backbone` with each attention and runs one forward pass.
 
     Args:
-        backbone: registry key of a plain (attention-free) architecture,
-            e.g. `"resnet50"` or `"mobilenet_v2"`.
+        backbone: registry key (`keras_eca.applications.list_models()`),
+            usually a plain architecture such as `"resnet50"` or
+            `"mobilenet_v2"`; its own attention, if any, is replaced.
         image_size: int. Side of the random input images.
         batch_size: int. Number of images in the forward pass.
         report: callable receiving one line of progress text at a time.
@@ -25,10 +38,16 @@ def attention_overhead(backbone="resnet50", image_size=224, batch_size=1, report
         `overhead_percent`, `output_shape` and `seconds` (build + forward),
         or `attention` and `skipped` (the reason) where the attention does
         not fit the backbone.
+
+    Raises:
+        ValueError: for a `backbone` that is not a registered model, before
+            anything is built.
     """
-    # Imported here: `keras_eca.demo` is imported by the CLI at start-up.
     from keras_eca import applications
     from keras_eca import layers
+
+    # Once, here: each attention would report it as "not applicable".
+    check_backbone(backbone)
 
     x = np.random.default_rng(0).uniform(0, 255, (batch_size, image_size, image_size, 3))
     x = applications.preprocess_input(x.astype("float32"))

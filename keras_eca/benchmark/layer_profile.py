@@ -26,7 +26,7 @@ from keras_eca.layers.folded_batch_norm import SpatialMean
 
 def _require_tensorflow():
     if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
+        raise ValueError(  # a setting: the CLI prints it as one line
             "The layer profile compiles with tf.function and needs the "
             "TensorFlow backend. Received: KERAS_BACKEND="
             f"{keras.backend.backend()!r}"
