@@ -158,6 +158,9 @@ def _check_output(output, overwrite):
 
 
 def _convert(args):
+    checkpoint = args.checkpoint
+    if not os.path.isfile(checkpoint):  # before seconds of imports
+        raise FileNotFoundError(f"{checkpoint!r} is not an existing file.")
     import time
 
     import numpy as np
@@ -166,9 +169,6 @@ def _convert(args):
     from keras_eca import applications
     from keras_eca.applications.imagenet_classes import IMAGENET_CLASSES
 
-    checkpoint = args.checkpoint
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"{checkpoint!r} is not an existing file.")
     if args.model not in applications.list_models():
         raise ValueError(
             f"unknown model {args.model!r}; see `keras-eca list-models`."
@@ -399,13 +399,19 @@ def build_parser():
         "the checkpoint",
     )
     convert.add_argument("--overwrite", action="store_true")
-    convert.add_argument("--classes", type=_positive_int, default=1000)
+    convert.add_argument(
+        "--classes", type=_positive_int, default=1000,
+        help="classifier outputs of the checkpoint (default 1000)",
+    )
     convert.add_argument(
         "--kernel-sizes",
         default=None,
         help="ECA kernel size per stage, e.g. 3,5,5,7, or 'adaptive'",
     )
-    convert.add_argument("--image-size", type=_positive_int, default=224)
+    convert.add_argument(
+        "--image-size", type=_positive_int, default=224,
+        help="side of the synthetic test image, at least 32 (default 224)",
+    )
     convert.set_defaults(run=_convert)
 
     bench = commands.add_parser(
