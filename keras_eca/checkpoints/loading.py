@@ -13,11 +13,11 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _TAR_MAGIC_OFFSET = 257
 
 
-def _sniff(head, size):
+def _sniff(head):
     """Tells the format from the first bytes: zip, safetensors, tar, other."""
     if head.startswith(_ZIP_MAGIC):
         return "zip"
-    if safetensors_file.looks_like_safetensors(head, size):
+    if safetensors_file.looks_like_safetensors(head):
         return "safetensors"
     if head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar":
         return "tar"
@@ -116,7 +116,7 @@ def load_checkpoint(path, key=None, max_bytes=None):
         head = file.read(512)
     if size == 0:
         raise ValueError(f"Cannot read {path!r}: the file is empty.")
-    kind = _sniff(head, size)
+    kind = _sniff(head)
     if kind == "safetensors":
         tensors = safetensors_file.SafetensorsFile(path).load()
         return state_dict_lib.find_state_dict(tensors, key, repr(path))

@@ -48,12 +48,10 @@ DTYPES = {
 }
 
 
-def looks_like_safetensors(head, size):
-    """Tells a safetensors file from its first bytes and its size."""
-    if len(head) < 9:
-        return False
-    header_size = int.from_bytes(head[:8], "little")
-    return 2 <= header_size <= size - 8 and head[8:9] == b"{"
+def looks_like_safetensors(head):
+    """Tells a safetensors file (8-byte size, then `{`) from a pickle
+    (which starts with the PROTO opcode) by its first bytes."""
+    return len(head) >= 9 and head[8:9] == b"{" and head[:1] != b"\x80"
 
 
 def _refuse_constant(name):

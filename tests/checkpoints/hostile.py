@@ -400,37 +400,37 @@ CASES = [
     ),
     Case(
         "safetensors_float_shape",
-        "safetensors shape [2.0]",
+        "bfloat16 safetensors with shape [2.0] (the numpy path took it)",
         _safetensors(
             "float_shape.safetensors",
-            {"w": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}},
-            bytes(8),
+            {"w": {"dtype": "BF16", "shape": [2.0], "data_offsets": [0, 4]}},
+            bytes(4),
         ),
         match="must be a list of non-negative integers",
     ),
     Case(
         "safetensors_overlap",
-        "two safetensors entries over the same bytes",
+        "two bfloat16 safetensors entries over the same bytes",
         _safetensors(
             "overlap.safetensors",
             {
-                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "a": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},
+                "b": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]},
             },
-            bytes(8),
+            bytes(4),
         ),
         match="overlap or leave gaps",
     ),
     Case(
         "safetensors_bad_metadata",
-        "safetensors __metadata__ that is a list",
+        "bfloat16 safetensors whose __metadata__ is a list",
         _safetensors(
             "metadata.safetensors",
             {
                 "__metadata__": ["x"],
-                "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                "w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]},
             },
-            bytes(4),
+            bytes(2),
         ),
         match="must map strings to strings",
     ),

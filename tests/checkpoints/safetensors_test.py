@@ -1,5 +1,7 @@
 """load_checkpoint on .safetensors files."""
 
+import json
+
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -78,4 +80,77 @@ def test_unsupported_safetensors_dtype(tmp_path):
     )
 
     with pytest.raises(ValueError, match=r"fp8\.safetensors.*'F8_E4M3'"):
+        checkpoints.load_checkpoint(path)
+
+
+def _raw_safetensors(path, header, data):
+    import struct
+
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+_F32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+
+
+@pytest.mark.parametrize(
+    "header, data, match",
+    [
+        ({"w": {**_F32, "shape": [2.0]}}, bytes(8), "non-negative integers"),
+        ({"w": {**_F32, "shape": [-2]}}, bytes(8), "non-negative integers"),
+        ({"w": {**_F32, "shape": [True, 2]}}, bytes(8), "non-negative"),
+        ({"w": {**_F32, "data_offsets": [0]}}, bytes(8), "[begin, end]"),
+        ({"w": {**_F32, "data_offsets": [8, 0]}}, bytes(8), "begin <= end"),
+        ({"w": {**_F32, "data_offsets": [0, 12]}}, bytes(12), "needs 8"),
+        ({"a": _F32, "b": _F32}, bytes(8), "overlap or leave gaps"),
+        ({"w": {**_F32, "data_offsets": [4, 12]}}, bytes(12), "leave gaps"),
+        ({"w": _F32}, bytes(12), "hold 8 bytes but the file has 12"),
+        ({"__metadata__": ["x"], "w": _F32}, bytes(8), "strings to strings"),
+        ({"__metadata__": {"a": 1}, "w": _F32}, bytes(8), "strings"),
+        ({"w": "F32"}, bytes(8), "not an object"),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["F32", "BF16"])
+def test_held_to_the_library_rules(tmp_path, header, data, match, dtype):
+    # The library refuses each F32 file; the one reader refuses it for
+    # every dtype (bfloat16 had a laxer path of its own).
+    path = _raw_safetensors(tmp_path / "bad.safetensors", header, data)
+    with pytest.raises(Exception):
+        safetensors.numpy.load_file(path)
+    if dtype == "BF16":
+        header = json.loads(json.dumps(header))  # unshared copies
+        for info in header.values():
+            if isinstance(info, dict) and "dtype" in info:
+                info["dtype"] = "BF16"
+                info["shape"] = [n * 2 if type(n) is int and n > 0 else n
+                                 for n in info["shape"]]
+        path = _raw_safetensors(tmp_path / "bad_bf16.safetensors", header, data)
+
+    with pytest.raises(ValueError, match=match.replace("[", r"\[")) as info:
+        checkpoints.load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_repeated_names_and_json_constants_are_refused(tmp_path):
+    text = (
+        b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, '
+        b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    )
+    path = tmp_path / "twice.safetensors"
+    path.write_bytes(len(text).to_bytes(8, "little") + text + bytes(4))
+    with pytest.raises(ValueError, match="appears twice"):
+        checkpoints.load_checkpoint(path)
+    path.write_bytes(
+        len(text).to_bytes(8, "little") + text.replace(b"[1]", b"[NaN]")
+        + bytes(4)
+    )
+    with pytest.raises(ValueError, match="JSON constant NaN"):
+        checkpoints.load_checkpoint(path)
+
+
+def test_header_size_is_bounded(tmp_path):
+    path = tmp_path / "huge_header.safetensors"
+    path.write_bytes((10**9).to_bytes(8, "little") + b"{" + bytes(100))
+    with pytest.raises(ValueError, match="past the end|larger than"):
         checkpoints.load_checkpoint(path)
