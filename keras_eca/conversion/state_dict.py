@@ -52,7 +52,7 @@ def detect_layout(state_dict):
     return "official"
 
 
-def load_state_dict(model, state_dict, layout="auto"):
+def load_state_dict(model, state_dict, layout="auto", check_values=True):
     """Loads a PyTorch state_dict into a `keras_eca.applications` model.
 
     The PyTorch name of every Keras weight follows from the Keras layer
@@ -66,7 +66,13 @@ def load_state_dict(model, state_dict, layout="auto"):
 
     Loading is strict and atomic: every tensor must be used and every Keras
     weight set. Otherwise nothing is assigned and one `ValueError` lists
-    every missing, unexpected and mis-shaped tensor by name.
+    every missing, unexpected and mis-shaped tensor by name. A name given
+    both with and without the `module.` prefix is an error too (one of the
+    two would be dropped silently). With `check_values`, so is a value
+    no trained network holds, or one the cast to the variable's dtype
+    would change: NaN or infinity, a negative BatchNorm variance, an
+    integer, boolean or complex tensor where floats belong, a float64
+    value beyond the variable's float range.
 
     Args:
         model: a model built by `keras_eca.applications.build_model`, under
@@ -80,6 +86,9 @@ def load_state_dict(model, state_dict, layout="auto"):
         layout: `"official"` (torchvision names: official ECA-Net and
             SA-Net code), `"timm"` (timm's ResNet), or `"auto"` to detect
             it from the keys. Defaults to `"auto"`.
+        check_values: bool. Refuse the values listed above. `False` loads
+            them as they are cast (e.g. to inspect a diverged run).
+            Defaults to `True`.
 
     Returns:
         The layout used, `"official"` or `"timm"`.
@@ -88,6 +97,11 @@ def load_state_dict(model, state_dict, layout="auto"):
         raise ValueError(
             f"`layout` must be one of {('auto',) + naming.LAYOUTS}. "
             f"Received: layout={layout!r}"
+        )
+    if not isinstance(check_values, bool):
+        raise ValueError(
+            "`check_values` must be True or False. "
+            f"Received: check_values={check_values!r}"
         )
     state_dict = _strip_prefix(_unwrap(state_dict))
     if layout == "auto":
@@ -105,7 +119,7 @@ def load_state_dict(model, state_dict, layout="auto"):
         for entry in tensors.layer_tensors(layer, prefix):
             expected[entry.key] = entry
 
-    missing, mismatched, values = [], [], {}
+    missing, mismatched, bad_values, values = [], [], [], {}
     eca_mismatch = False
     for key, entry in expected.items():
         if key not in state_dict:
@@ -116,6 +130,10 @@ def load_state_dict(model, state_dict, layout="auto"):
             mismatched.append(_shape_message(key, value, entry, model))
             eca_mismatch |= _is_eca(model, entry)
             continue
+        if check_values:
+            problem = _value_problem(key, value, entry.variable)
+            if problem:
+                bad_values.append(f"{key}: {problem}")
         values[key] = value
 
     bn_prefixes = {
@@ -148,6 +166,13 @@ def load_state_dict(model, state_dict, layout="auto"):
             hint = _kernel_sizes_hint(model, state_dict, prefixes)
             if hint:
                 errors.append(hint)
+    if bad_values:
+        errors.append(
+            f"Values no trained network holds, or that the cast to the "
+            f"model's dtype would change ({len(bad_values)}; pass "
+            "`check_values=False` to load them anyway):\n  "
+            + "\n  ".join(bad_values)
+        )
     if unmapped:
         errors.append(f"Layers with no PyTorch name: {unmapped}")
     if unset:
@@ -181,14 +206,45 @@ def _unwrap(state_dict):
 
 
 def _strip_prefix(state_dict):
-    return {
-        (
-            key[len(_DATA_PARALLEL_PREFIX) :]
-            if key.startswith(_DATA_PARALLEL_PREFIX)
-            else key
-        ): value
-        for key, value in state_dict.items()
-    }
+    stripped, sources = {}, {}
+    for key, value in state_dict.items():
+        name = key
+        if isinstance(key, str) and key.startswith(_DATA_PARALLEL_PREFIX):
+            name = key[len(_DATA_PARALLEL_PREFIX) :]
+        if name in sources:
+            raise ValueError(
+                f"The state_dict holds both {sources[name]!r} and {key!r}, "
+                "which name the same tensor once the `module.` prefix "
+                "(nn.DataParallel) is removed; keep one of them."
+            )
+        sources[name] = key
+        stripped[name] = value
+    return stripped
+
+
+def _value_problem(key, value, variable):
+    """Why `value` should not be loaded into `variable`, or `None`."""
+    dtype = np.dtype(keras.backend.standardize_dtype(variable.dtype))
+    if value.dtype.kind in "biuc":
+        kind = {"b": "a boolean", "i": "an integer", "u": "an integer"}.get(
+            value.dtype.kind, "a complex"
+        )
+        return f"{kind} tensor ({value.dtype}) where floats belong"
+    if value.dtype.kind != "f":
+        return f"a {value.dtype} tensor where floats belong"
+    if not np.isfinite(value).all():
+        count = int(value.size - np.isfinite(value).sum())
+        return f"{count} of {value.size} values are NaN or infinite"
+    if value.dtype.itemsize > dtype.itemsize and value.size:
+        largest = float(np.abs(value).max())
+        if largest > np.finfo(dtype).max:
+            return (
+                f"holds {largest:.3g}, beyond the largest {dtype} "
+                f"({np.finfo(dtype).max:.3g})"
+            )
+    if key.endswith(".running_var") and value.size and value.min() < 0:
+        return f"a BatchNorm variance of {float(value.min()):.3g} (< 0)"
+    return None
 
 
 def _is_eca(model, entry):

@@ -233,7 +233,10 @@ def test_sa_models_hold_the_last_conv_and_bn_in_the_shuffled_order():
     for layer in model.layers:
         if layer.name in prefixes:
             for entry in tensors.layer_tensors(layer, prefixes[layer.name]):
-                state_dict[entry.key] = rng.normal(size=entry.torch_shape).astype("float32")
+                value = rng.normal(size=entry.torch_shape).astype("float32")
+                if entry.key.endswith("running_var"):
+                    value = np.abs(value)
+                state_dict[entry.key] = value
     conversion.load_state_dict(model, state_dict)
     order = layers.shuffle_order(256)
     conv3 = state_dict["layer1.0.conv3.weight"]
@@ -258,3 +261,88 @@ def test_a_folded_shuffle_needs_a_conv_and_bn_before_it():
     model = keras.Model(inputs, outputs)
     with pytest.raises(ValueError, match="'sa' folds its channel shuffle"):
         conversion.state_dict.folded_shuffle_orders(model)
+
+
+def test_a_name_with_and_without_module_prefix_is_an_error(
+    eca_resnet18_state_dict,
+):
+    model = build()
+    before = weights_of(model)
+    state_dict = dict(eca_resnet18_state_dict)
+    state_dict["module.fc.bias"] = np.full_like(state_dict["fc.bias"], np.nan)
+
+    with pytest.raises(ValueError) as info:
+        conversion.load_state_dict(model, state_dict)
+
+    assert "'fc.bias'" in str(info.value)
+    assert "'module.fc.bias'" in str(info.value)
+    for got, want in zip(weights_of(model), before):
+        np.testing.assert_array_equal(got, want)
+
+
+def _with(state_dict, key, value):
+    changed = dict(state_dict)
+    changed[key] = value
+    return changed
+
+
+_GAMMA = "layer1.0.bn1.weight"  # 64 values
+
+
+def _one_nan(value):
+    value = value.copy()
+    value[1] = np.nan
+    return value
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (_one_nan, "1 of 64 values are NaN or infinite"),
+        (lambda v: np.full_like(v, -np.inf), "64 of 64 values are NaN"),
+        (lambda v: v.astype("float64") * 1e300, "holds 1.49e+300, beyond the"),
+        (lambda v: v.astype("complex64"), "a complex tensor (complex64)"),
+        (lambda v: v.astype("int64"), "an integer tensor (int64)"),
+        (lambda v: v > 0, "a boolean tensor (bool)"),
+    ],
+)
+def test_values_that_would_not_survive_are_refused(
+    eca_resnet18_state_dict, change, problem
+):
+    model = build()
+    before = weights_of(model)
+    value = change(eca_resnet18_state_dict[_GAMMA])
+    state_dict = _with(eca_resnet18_state_dict, _GAMMA, value)
+
+    with pytest.raises(ValueError, match="check_values=False") as info:
+        conversion.load_state_dict(model, state_dict)
+
+    assert f"{_GAMMA}: {problem}" in str(info.value)
+    for got, want in zip(weights_of(model), before):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_negative_batchnorm_variance_is_refused(eca_resnet18_state_dict):
+    key = "layer2.0.bn2.running_var"
+    value = eca_resnet18_state_dict[key].copy()
+    value[3] = -0.5
+    state_dict = _with(eca_resnet18_state_dict, key, value)
+
+    with pytest.raises(ValueError, match=r"running_var: a BatchNorm variance"):
+        conversion.load_state_dict(build(), state_dict)
+
+
+def test_check_values_false_loads_them_as_cast(eca_resnet18_state_dict):
+    key = "layer2.0.bn2.running_var"
+    value = eca_resnet18_state_dict[key].astype("float64")
+    value[0], value[1] = np.nan, -1.0
+    model = build()
+
+    conversion.load_state_dict(
+        model, _with(eca_resnet18_state_dict, key, value), check_values=False
+    )
+
+    got = numpy(model.get_layer("conv3_block1_2_bn").moving_variance)
+    assert np.isnan(got[0]) and got[1] == -1.0
+    with pytest.raises(ValueError, match="check_values"):
+        conversion.load_state_dict(model, {}, check_values="no")
