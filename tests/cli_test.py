@@ -276,7 +276,7 @@ for argv in [["--help"]] + [[name, "--help"] for name in commands]:
         cli.main(argv)
     except SystemExit as exit:
         assert exit.code == 0, (argv, exit.code)
-heavy = ("tensorflow", "keras", "jax", "torch", "numpy")
+heavy = ("tensorflow", "keras", "jax", "torch")
 print(json.dumps({"commands": sorted(commands),
                   "imported": sorted(m for m in heavy if m in sys.modules)}))
 """
