@@ -1,14 +1,46 @@
 """Pretrained weights: downloads, verification and the cache.
 
-Downloads go through `keras.utils.get_file` into `$KERAS_HOME/keras_eca`
-(default `~/.keras/keras_eca`): the file lands in a temporary folder inside
-the cache, is verified and converted, and only then moved into place with
-`os.replace`, next to its converted Keras weights
-`<architecture>.<tag>.weights.h5`. Later loads read the converted file
-and never touch the network. The environment variables
+The cache is `$KERAS_HOME/keras_eca` (default `~/.keras/keras_eca`). Per
+table key it holds:
+
+- `<key>.pth.tar` / `<key>.safetensors`: the downloaded checkpoint;
+- `<key>.weights.h5`: its conversion to Keras weights, what loads read;
+- `<key>.weights.json`: the record of both: the checkpoint's sha256 and
+  what verified it, the converter version (`CONVERTER_VERSION`) and the
+  sha256 of the `.weights.h5`.
+
+Nothing in it is trusted blindly:
+
+- The folder must be private: a folder, not a symbolic link, owned by the
+  current user (or root), that no one else may write to; it is created
+  with mode 0700. Any other folder raises a `ValueError` (another user
+  could have planted weights in it); there is no fallback to a shared
+  temporary folder. Its files must be regular files of the same owners
+  that no one else may write to.
+- A converted file is used only if its record matches it: the same key
+  and converter version, the table's pinned sha256 (if any) as its
+  source, and its own sha256. Otherwise, or if it does not load, it is
+  removed and rebuilt; only if that fails is there a `ValueError` naming
+  it.
+- The cached checkpoint is checked before every conversion: against the
+  table's pinned sha256, else the sha256 recorded when it was accepted,
+  else the hub's published sha256. One that differs is removed and
+  downloaded again.
+
+Downloads go through `keras.utils.get_file` into a staging folder inside
+the cache, are verified and converted, and only then moved into place
+with `os.replace`, the record last, so nothing half-written ever remains
+and a record that does not match its files only means a rebuild. A
+read-only cache is read from; what would have to be written is then built
+in a private temporary folder and not kept, with a warning, as when the
+cache cannot be created. A cache that cannot be written (a full disk)
+does not fail the load: the weights are loaded, with a warning.
+
 `KERAS_ECA_HUB_URL` (default `https://huggingface.co`) and
 `KERAS_ECA_GDRIVE_URL` (default `https://drive.usercontent.google.com`)
-change the hosts, e.g. to a mirror.
+change the hosts, e.g. to a mirror. The hub's published sha256 is then
+read from the mirror too; a `sha256` pinned in the table takes precedence
+over it (and the hub is not asked).
 """
 
 import hashlib
@@ -16,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import urllib.error
@@ -32,11 +65,15 @@ from keras_eca.applications.weights import HUB_URL_ENV
 from keras_eca.applications.weights import WEIGHTS
 
 CACHE_SUBDIR = "keras_eca"
+# Bump when `keras_eca.conversion` makes other weights from the same
+# checkpoint: cached conversions of other versions are then rebuilt.
+CONVERTER_VERSION = 1
 _HTML_PREFIXES = (b"<!doctype html", b"<html")
 _STAGING_PREFIX = ".download-"
 _STALE_SECONDS = 24 * 3600
+_TEMPORARY_PREFIX = "keras_eca-"
 
-# Sessions warn once per unverified file.
+# Sessions warn once per unverified file: `(key, sha256)`.
 _WARNED = set()
 
 
@@ -44,24 +81,103 @@ def cache_dir():
     """The folder of downloaded and converted weights (created if needed).
 
     `$KERAS_HOME/keras_eca`, or `~/.keras/keras_eca` without `KERAS_HOME`
-    (read at each call); a temporary folder if that is not writable.
+    (read at each call), created with mode 0700.
 
     Returns:
         The folder's path.
+
+    Raises:
+        ValueError: if the folder cannot be created (`KERAS_HOME` is a
+            file, or not writable) or is not private: a symbolic link, not
+            a folder, owned by another user or writable by others.
     """
+    cache = _open_cache()
+    if not cache.exists:
+        raise ValueError(
+            f"The weights cache {cache.folder} {cache.problem}. "
+            f"{_keras_home_hint()}"
+        )
+    return cache.folder
+
+
+def _cache_path():
     root = os.environ.get("KERAS_HOME") or os.path.join(
         os.path.expanduser("~"), ".keras"
     )
-    path = os.path.join(root, CACHE_SUBDIR)
+    return os.path.join(root, CACHE_SUBDIR)
+
+
+def _keras_home_hint():
+    home = os.environ.get("KERAS_HOME")
+    now = f"now {home!r}" if home else "unset, so ~/.keras is used"
+    return (
+        f"Set KERAS_HOME ({now}) to a writable folder of your own: the "
+        f"cache is $KERAS_HOME/{CACHE_SUBDIR}."
+    )
+
+
+class _Cache:
+    """The cache folder as found: `exists` (it can be read), `problem`
+    (why it cannot be written, `None` if it can)."""
+
+    def __init__(self, folder, exists, problem=None):
+        self.folder = folder
+        self.exists = exists
+        self.problem = problem
+
+    @property
+    def writable(self):
+        return self.exists and self.problem is None
+
+
+def _open_cache():
+    """Creates the cache folder if it can and checks that it is private."""
+    folder = _cache_path()
     try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        path = os.path.join(tempfile.gettempdir(), ".keras", CACHE_SUBDIR)
-        os.makedirs(path, exist_ok=True)
-    if not os.access(path, os.W_OK):
-        path = os.path.join(tempfile.gettempdir(), ".keras", CACHE_SUBDIR)
-        os.makedirs(path, exist_ok=True)
-    return path
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError as error:
+        if not os.path.lexists(folder):
+            return _Cache(folder, False, f"cannot be created ({error})")
+    problem = _untrusted(folder, folder=True)
+    if problem is not None:
+        raise ValueError(
+            f"The weights cache {folder} is not a private folder of the "
+            f"current user: {problem}. Another user could have planted "
+            "weights in it, so it is not used. Make it a folder of yours "
+            f"that only you can write to (`chmod 700 {folder}`) or remove "
+            f"it. Or: {_keras_home_hint()}"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return _Cache(folder, True, "is read-only")
+    return _Cache(folder, True)
+
+
+def _untrusted(path, folder=False):
+    """Why `path` may not be ours (another user could have written it), or
+    `None`. Checked with `os.lstat`: links are not followed."""
+    try:
+        info = os.lstat(path)
+    except OSError as error:
+        return f"it cannot be read ({error})"
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if folder and not stat.S_ISDIR(info.st_mode):
+        return "it is not a folder"
+    if not folder and not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    if not hasattr(os, "getuid"):  # Windows: no POSIX owners and modes.
+        return None
+    if info.st_uid not in (os.getuid(), 0):
+        return (
+            f"it is owned by another user (uid {info.st_uid}; you are "
+            f"{os.getuid()})"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (
+            "other users may write to it (mode "
+            f"{stat.filemode(info.st_mode)})"
+        )
+    return None
 
 
 def _base_url(variable, default):
@@ -135,43 +251,285 @@ def converted_path(key):
         key: str. A table key.
 
     Returns:
-        `<cache_dir()>/<architecture>.<tag>.weights.h5` (it may not exist).
+        `<cache_dir()>/<architecture>.<tag>.weights.h5` (it may not exist;
+        the folder is neither created nor checked).
     """
-    return os.path.join(cache_dir(), f"{key}.weights.h5")
+    return os.path.join(_cache_path(), f"{key}.weights.h5")
 
 
-def fetch_and_convert(key, model, convert):
-    """Downloads (or reuses) the checkpoint of `key`, converts it into
-    `model` with `convert(model, path, layout=...)` and caches the
-    converted weights; nothing unverified stays."""
-    entry = WEIGHTS[key]
-    cache = cache_dir()
-    raw = os.path.join(cache, _raw_name(key, entry))
-    if (
-        os.path.isfile(raw)
-        and entry["sha256"]
-        and _sha256(raw) != entry["sha256"]
-    ):
-        os.remove(raw)
-    _remove_stale_downloads(cache)
-    staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=cache)
+def _record_path(folder, key):
+    return os.path.join(folder, f"{key}.weights.json")
+
+
+def load_cached(key, model, convert):
+    """Loads the weights `key` into `model` from the cache, rebuilding them
+    when they are missing or do not match their record.
+
+    Args:
+        key: str. A table key.
+        model: the model of the table entry's architecture, with its
+            classifier (1000 classes) and the registry's own attention.
+        convert: callable `(model, path, layout=...)` that loads a
+            checkpoint file into `model`, strictly.
+
+    Raises:
+        ValueError: if the weights cannot be downloaded, verified or
+            converted (naming the cached file that could not be used, if
+            one was there), or the cache folder is not private.
+    """
+    cache = _open_cache()
+    loaded, problem = _load_converted(cache, key, model)
+    if loaded:
+        return
+    path = converted_path(key)
+    if problem is not None:
+        warnings.warn(
+            f"keras_eca: the cached weights {path} cannot be used: "
+            f"{problem}. They are built again.",
+            stacklevel=2,
+        )
     try:
-        if os.path.isfile(raw):
-            # Verified (or, without a published hash, converted) before.
+        _rebuild(cache, key, model, convert)
+    except checkpoints.UnsafeCheckpointError:
+        raise
+    except Exception as error:
+        if problem is None:
+            raise
+        raise ValueError(
+            f"The cached weights {path} could not be used ({problem}), and "
+            f"building them again failed: {error}"
+        ) from error
+
+
+def _load_converted(cache, key, model):
+    """Loads the cached conversion of `key`. Returns `(loaded, problem)`:
+    `problem` says why a cached file was not used (it is then removed)."""
+    path = os.path.join(cache.folder, f"{key}.weights.h5")
+    if not cache.exists or not os.path.lexists(path):
+        return False, None
+    problem = _untrusted(path) or _record_problem(
+        key, path, _read_record(cache.folder, key)
+    )
+    if problem is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                model.load_weights(path)
+            return True, None
+        except Exception as error:
+            problem = f"it does not load ({type(error).__name__}: {error})"
+    _discard(cache, path)
+    return False, problem
+
+
+def _read_record(folder, key):
+    """The record `<key>.weights.json` as a dict, or `None` if it is
+    missing, unreadable or not ours."""
+    path = _record_path(folder, key)
+    if not os.path.lexists(path) or _untrusted(path) is not None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            record = json.load(file)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key:
+        return None
+    return record
+
+
+def _recorded(record, part, field):
+    value = (record or {}).get(part)
+    return value.get(field) if isinstance(value, dict) else None
+
+
+def _record_problem(key, path, record):
+    """Why the converted file `path` does not match its record, or `None`."""
+    name = os.path.basename(_record_path("", key))
+    if record is None:
+        return f"no valid record {name} says what it was made from"
+    version = record.get("converter_version")
+    if version != CONVERTER_VERSION:
+        return (
+            f"it was made by converter version {version!r}, this is "
+            f"{CONVERTER_VERSION}"
+        )
+    pinned = WEIGHTS[key]["sha256"]
+    source = _recorded(record, "source", "sha256")
+    if pinned and source != pinned:
+        return (
+            f"it was made from a checkpoint with sha256 {source}, not the "
+            f"pinned {pinned}"
+        )
+    expected = _recorded(record, "weights", "sha256")
+    if expected is None:
+        return f"{name} records no converted weights"
+    actual = _sha256(path)
+    if actual != expected:
+        return (
+            f"its sha256 is {actual}, but {name} records {expected}: it was "
+            "changed or cut short"
+        )
+    return None
+
+
+def _discard(cache, path):
+    """Removes a cached file that cannot be used; `True` if it is gone."""
+    if not cache.writable:
+        return False
+    try:
+        os.remove(path)
+    except OSError:
+        return False
+    return True
+
+
+def _rebuild(cache, key, model, convert):
+    """Converts the verified cached checkpoint of `key` into `model`, or
+    downloads, verifies and converts it, then caches the result."""
+    entry = WEIGHTS[key]
+    layout = entry["weights_layout"]
+    raw = os.path.join(cache.folder, _raw_name(key, entry))
+    record = _read_record(cache.folder, key) if cache.exists else None
+    cached = _verified_checkpoint(cache, raw, entry, record)
+    if cache.writable:
+        _remove_stale_downloads(cache.folder)
+    staging, keep = _staging(cache)
+    try:
+        fetched = None
+        if cached is not None:
+            digest, verified_by = cached
             try:
-                convert(model, raw, layout=entry["weights_layout"])
+                convert(model, raw, layout=layout)
             except Exception:
-                os.remove(raw)
+                _discard(cache, raw)
                 raise
         else:
             fetched, digest = _download(key, entry, staging)
-            _convert_download(model, fetched, digest, entry, key, convert)
-            os.replace(fetched, raw)
-        staged = os.path.join(staging, f"{key}.weights.h5")
-        model.save_weights(staged)
-        os.replace(staged, converted_path(key))
+            verified_by = _convert_download(
+                model, fetched, digest, entry, key, convert, record
+            )
+        if keep:
+            _store(
+                cache.folder, key, model, staging, fetched, digest, verified_by
+            )
+        else:
+            done = "converted" if fetched is None else "downloaded, converted"
+            warnings.warn(
+                f"keras_eca: the weights cache {cache.folder} "
+                f"{cache.problem}, so the weights {key!r} were {done} and "
+                "loaded without being kept: the next load does it again. "
+                + _keras_home_hint(),
+                stacklevel=2,
+            )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _verified_checkpoint(cache, raw, entry, record):
+    """`(sha256, verified_by)` of the cached checkpoint if it matches the
+    sha256 it must have; `None` if there is none or it cannot be used
+    (a mismatch is removed)."""
+    if not cache.exists or not os.path.lexists(raw):
+        return None
+    problem = _untrusted(raw)
+    if problem is None:
+        expected, verified_by, against = _expected_checkpoint(entry, record)
+        if expected is None:
+            return None  # Unverifiable: downloaded again, replacing it.
+        digest = _sha256(raw)
+        if digest == expected:
+            return digest, verified_by
+        problem = f"its sha256 is {digest}, {against} is {expected}"
+    removed = _discard(cache, raw)
+    warnings.warn(
+        f"keras_eca: the cached checkpoint {raw} cannot be used: {problem}. "
+        + ("It was removed and " if removed else "It ")
+        + "is downloaded again.",
+        stacklevel=2,
+    )
+    return None
+
+
+def _expected_checkpoint(entry, record):
+    """`(sha256, verified_by, description)` the cached checkpoint must
+    match: pinned, else recorded when accepted, else the hub's."""
+    if entry["sha256"]:
+        return entry["sha256"], "pinned", "the sha256 pinned in the table"
+    recorded = _recorded(record, "source", "sha256")
+    if isinstance(recorded, str) and re.fullmatch(r"[0-9a-f]{64}", recorded):
+        verified_by = _recorded(record, "source", "verified_by")
+        return recorded, verified_by, "the sha256 recorded when it was accepted"
+    if entry["hash_source"] == "hub":
+        try:
+            return _hub_sha256(entry), "hub", "the hub's published sha256"
+        except ValueError:
+            pass
+    return None, None, None
+
+
+def _staging(cache):
+    """A new private folder for a download: `(path, keep)`, inside the
+    cache if it can be written (`keep`), else a temporary one."""
+    if cache.writable:
+        try:
+            return (
+                tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=cache.folder),
+                True,
+            )
+        except OSError as error:
+            cache.problem = f"cannot be written ({error})"
+    return tempfile.mkdtemp(prefix=_TEMPORARY_PREFIX), False
+
+
+def _store(folder, key, model, staging, fetched, digest, verified_by):
+    """Moves the checkpoint (if `fetched`), its conversion and their record
+    into the cache; warns, without failing, when that cannot be written."""
+    entry = WEIGHTS[key]
+    converted = converted_path(key)
+    staged = os.path.join(staging, os.path.basename(converted))
+    record = {
+        "key": key,
+        "converter_version": CONVERTER_VERSION,
+        "source": {
+            "file": _raw_name(key, entry),
+            "sha256": digest,
+            "verified_by": verified_by,
+        },
+        "weights": None,
+    }
+    error = None
+    try:
+        model.save_weights(staged)
+        os.chmod(staged, 0o600)
+        record["weights"] = {
+            "file": os.path.basename(converted),
+            "sha256": _sha256(staged),
+        }
+    except OSError as save_error:
+        error = save_error
+    staged_record = _record_path(staging, key)
+    try:
+        descriptor = os.open(
+            staged_record, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+        )
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(record, file, indent=2)
+        if fetched is not None:
+            os.chmod(fetched, 0o600)
+            os.replace(fetched, os.path.join(folder, _raw_name(key, entry)))
+        if record["weights"] is not None:
+            os.replace(staged, converted)
+        os.replace(staged_record, _record_path(folder, key))
+    except OSError as write_error:
+        error = error or write_error
+    if error is not None:
+        warnings.warn(
+            f"keras_eca: the weights {key!r} were loaded, but the cache "
+            f"{folder} could not be written ({error}): the next load "
+            "converts them again.",
+            stacklevel=2,
+        )
 
 
 def _remove_stale_downloads(cache):
@@ -222,7 +580,9 @@ def _download(key, entry, staging):
     return path, actual
 
 
-def _convert_download(model, path, digest, entry, key, convert):
+def _convert_download(model, path, digest, entry, key, convert, record):
+    """Converts a download into `model`; returns what verified it
+    (`"pinned"`, `"hub"` or `"unpublished"`)."""
     url = download_url(key)
     expected = entry["sha256"] or (
         "the hub's published hash" if entry["hash_source"] == "hub" else None
@@ -237,14 +597,24 @@ def _convert_download(model, path, digest, entry, key, convert):
             f"not be loaded, so it was deleted (sha256 {digest}, expected "
             f"{expected or 'unknown: none is published'}). {error}"
         ) from error
-    if entry["sha256"] is None and entry["hash_source"] == "unpublished":
-        if key not in _WARNED:
-            _WARNED.add(key)
-            warnings.warn(
-                f"The weights {key!r} from {url} could not be verified: no "
-                "sha256 is published for them. The file loads strictly, so "
-                f"it was kept; its sha256 is {digest} (pin it in "
-                f"keras_eca.applications.weights.WEIGHTS[{key!r}]['sha256'] "
-                "to verify later downloads).",
-                stacklevel=2,
-            )
+    if entry["sha256"] is not None:
+        return "pinned"
+    if entry["hash_source"] != "unpublished":
+        return entry["hash_source"]
+    if (key, digest) not in _WARNED:
+        _WARNED.add((key, digest))
+        before = _recorded(record, "source", "sha256")
+        changed = (
+            f" It differs from the file accepted before (sha256 {before})."
+            if isinstance(before, str) and before != digest
+            else ""
+        )
+        warnings.warn(
+            f"The weights {key!r} from {url} could not be verified: no "
+            "sha256 is published for them. The file loads strictly, so "
+            f"it was accepted; its sha256 is {digest} (pin it in "
+            f"keras_eca.applications.weights.WEIGHTS[{key!r}]['sha256'] "
+            f"to verify later downloads).{changed}",
+            stacklevel=2,
+        )
+    return "unpublished"

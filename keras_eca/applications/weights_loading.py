@@ -424,11 +424,7 @@ def _load_table_weights(model, key, make_model, canonical):
         source = make_model(include_top=True, classes=1000, canonical=True)
         # Fail before downloading when the model cannot take the weights.
         _copy_by_name(source, model, key, assign=False)
-    converted = weights_cache.converted_path(key)
-    if os.path.isfile(converted):
-        _keras_load(source, converted)
-    else:
-        weights_cache.fetch_and_convert(key, source, _convert)
+    weights_cache.load_cached(key, source, _convert)
     if source is not model:
         _copy_by_name(source, model, key)
 

@@ -64,6 +64,7 @@ def test_pinned_download_is_verified_converted_and_cached(env, files, capsys):
     assert cached(env) == [
         "eca_resnet18.url_in1k.pth.tar",
         "eca_resnet18.url_in1k.weights.h5",
+        "eca_resnet18.url_in1k.weights.json",
     ]
     assert sha256(env.cache / "eca_resnet18.url_in1k.pth.tar") == sha256(
         files.pth
@@ -119,6 +120,7 @@ def test_unverified_download_is_kept_with_its_sha256(env, files, capsys):
     assert cached(env) == [
         "eca_resnet18.drive_in1k.pth.tar",
         "eca_resnet18.drive_in1k.weights.h5",
+        "eca_resnet18.drive_in1k.weights.json",
     ]
     # The converted file goes; the kept checkpoint is converted again,
     # offline and without a second warning.
@@ -147,6 +149,7 @@ def test_hub_download_is_checked_against_the_published_hash(env, files):
     assert cached(env) == [
         "eca_resnet18.mirror_in1k.safetensors",
         "eca_resnet18.mirror_in1k.weights.h5",
+        "eca_resnet18.mirror_in1k.weights.json",
     ]
     # The converted file holds the whole model, classifier included.
     forbid_network(env)
