@@ -18,17 +18,6 @@ from keras_eca.applications import common
 RELU6 = 6.0
 
 
-def block_stage_indices(stages):
-    """The stage (row of `stages`) of every block, blocks counted from 1."""
-    indices = {}
-    block = 1
-    for stage_index, (_, _, repeats, _) in enumerate(stages):
-        for _ in range(repeats):
-            indices[block] = stage_index
-            block += 1
-    return indices
-
-
 def mobilenet_v2_features(x, config, make_attention, data_format):
     """Applies the stem, the inverted-residual blocks and the head conv.
 

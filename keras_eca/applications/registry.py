@@ -31,18 +31,9 @@ public `display_name`, the PyTorch `weights_layout` its checkpoints use
 import copy
 import fnmatch
 
-RESNET_WIDTHS = (64, 128, 256, 512)
+from keras_eca.architectures import MOBILENET_V2_STAGES
 
-# (t, c, n, s) of torchvision / official ECA MobileNetV2.
-MOBILENET_V2_STAGES = (
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-)
+RESNET_WIDTHS = (64, 128, 256, 512)
 
 _ECA_PAPER = "Wang et al., CVPR 2020, https://arxiv.org/abs/1910.03151"
 _SA_PAPER = "Yang et al., ICASSP 2021, https://arxiv.org/abs/2102.00240"

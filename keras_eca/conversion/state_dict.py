@@ -6,8 +6,8 @@ import re
 import keras
 import numpy as np
 
-from keras_eca.applications.mobilenet_v2 import block_stage_indices
-from keras_eca.applications.registry import MOBILENET_V2_STAGES
+from keras_eca.architectures import MOBILENET_V2_STAGES
+from keras_eca.architectures import block_stage_indices
 from keras_eca.conversion import naming
 from keras_eca.conversion import tensors
 from keras_eca.layers import EfficientChannelAttention
