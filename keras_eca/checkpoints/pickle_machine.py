@@ -102,15 +102,18 @@ class PickleMachine:
         """Seals `children` (now inside a new container); returns the new
         container's `(depth, parts, hashable)`."""
         depth, parts, hashable = 0, 1, hashable_kind
+        info_of = self._info.get
         for child in children:
-            info = self._info.get(id(child))
-            if info is not None:
-                info[3] = True
-            child_depth, child_parts, child_hashable = self._shape_of(child)
-            depth = max(depth, child_depth)
-            parts = min(parts + child_parts, MAX_KEY_PARTS + 1)
-            hashable = hashable and child_hashable
-        return depth + 1, parts, hashable
+            info = info_of(id(child))
+            if info is None:  # a scalar or stand-in: depth 0, one part
+                parts += 1
+                hashable = hashable and type(child) is not bytearray
+                continue
+            info[3] = True
+            depth = max(depth, info[0])
+            parts += info[1]
+            hashable = hashable and info[2]
+        return depth + 1, min(parts, MAX_KEY_PARTS + 1), hashable
 
     def _register(self, container, shape):
         depth, parts, hashable = shape

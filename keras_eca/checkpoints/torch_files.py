@@ -34,28 +34,57 @@ MAX_PICKLE_BYTES = 256 * 2**20
 _ENCRYPTED_FLAG = 0x1
 
 
-class _BoundedReader:
-    """File wrapper whose reads never ask for more than what is left.
+class _BlockReader:
+    """Reads consecutive pickles from a file in blocks.
 
-    The unpickler then never allocates a buffer for a length that a
-    corrupt pickle merely claims, and stops exactly after each pickle.
+    The pickle interpreter reads one opcode at a time; a read call on the
+    file for each would cost more than running the opcode. `tell()` gives
+    the position after what was consumed, so the storages that follow the
+    last pickle can be found. Reads stop at the end of the file, so a
+    length a corrupt pickle merely claims never allocates a buffer.
     """
+
+    _BLOCK = 1 << 16
 
     def __init__(self, file, size):
         self._file = file
         self._size = size
+        self._start = file.tell()  # file position of _buffer[0]
+        self._buffer = b""
+        self._offset = 0
+
+    def _fill(self, needed):
+        if len(self._buffer) - self._offset >= needed:
+            return
+        self._start += self._offset
+        self._buffer = self._buffer[self._offset :]
+        self._offset = 0
+        self._file.seek(self._start + len(self._buffer))
+        left = self._size - self._start - len(self._buffer)
+        want = min(max(needed - len(self._buffer), self._BLOCK), max(left, 0))
+        self._buffer += self._file.read(want)
 
     def read(self, n=-1):
-        left = max(self._size - self._file.tell(), 0)
-        return self._file.read(left if n is None or n < 0 else min(n, left))
-
-    def readinto(self, buffer):
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        if n is None or n < 0:
+            n = self._size
+        self._fill(n)
+        data = self._buffer[self._offset : self._offset + n]
+        self._offset += len(data)
+        return data
 
     def readline(self, limit=-1):
-        return self._file.readline(limit)
+        while True:
+            end = self._buffer.find(b"\n", self._offset)
+            if end >= 0 or self.tell() + len(self._buffer) - self._offset >= (
+                self._size
+            ):
+                break
+            self._fill(len(self._buffer) - self._offset + self._BLOCK)
+        stop = len(self._buffer) if end < 0 else end + 1
+        return self.read(stop - self._offset)
+
+    def tell(self):
+        return self._start + self._offset
 
 
 class _StorageTable:
@@ -324,7 +353,7 @@ class TorchLegacyCheckpoint:
         self._file = open(path, "rb")
         self._size = os.fstat(self._file.fileno()).st_size
         self._budget = unpickler.ByteBudget(self._size, max_bytes, repr(path))
-        self._reader = _BoundedReader(self._file, self._size)
+        self._reader = _BlockReader(self._file, self._size)
         self._offsets = {}
         try:
             self._read_header()
@@ -369,6 +398,7 @@ class TorchLegacyCheckpoint:
 
     def _scan_storages(self, table, keys):
         source = repr(self._path)
+        self._file.seek(self._reader.tell())
         if not isinstance(keys, list) or not all(
             isinstance(k, str) for k in keys
         ):
