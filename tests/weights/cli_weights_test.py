@@ -104,7 +104,7 @@ def test_convert_errors(tmp_path):
                 str(tmp_path / "x.h5"),
             ]
         )
-    with pytest.raises(ValueError, match="pass kernel_sizes=\\[3, 5, 7, 7\\]"):
+    with pytest.raises(SystemExit, match="pass kernel_sizes=\\[3, 5, 7, 7\\]"):
         cli.main(
             [
                 "convert",
