@@ -11,9 +11,12 @@ them with limits on
 
 - nesting depth (`MAX_DEPTH`) and the number of objects made
   (`MAX_OBJECTS`) and opcodes run (`MAX_OPCODES`);
-- what may be hashed: dict keys and set members must be scalars, or
-  tuples / frozensets of them whose total size with repetition is at most
-  `MAX_KEY_PARTS`;
+- what may be hashed: dict keys and set members must be strings, bytes,
+  booleans, `None`, integers below 2^61 (whose hashes never collide), or
+  small tuples of these (`MAX_KEY_PARTS`, integers below 2^16). Hashing a
+  deep or memo-shared tuple takes exponential time, and integers, floats
+  and tuples of large integers have hashes an attacker can make collide
+  (quadratic dict inserts); string hashes are salted per process;
 - mutation: a container cannot change once it is inside another one, so
   no cycle can be built and each container's depth is final when it is
   used;
@@ -34,12 +37,18 @@ from keras_eca.checkpoints.errors import describe
 
 # Real checkpoints nest 5-8 levels ({"optimizer": {"state": {0: {...}}}}).
 MAX_DEPTH = 64
-# A ResNet-269 checkpoint with its optimizer makes ~10^5 of each.
-MAX_OBJECTS = 2_000_000
-MAX_OPCODES = 8_000_000
+# A checkpoint makes ~25 objects per tensor: 500,000 is ~20,000 tensors.
+MAX_OBJECTS = 500_000
+MAX_OPCODES = 4_000_000
 # Hashing a tuple visits every part, shared parts once per reference.
-MAX_KEY_PARTS = 4096
+MAX_KEY_PARTS = 64
+# Distinct integers below 2^61 - 1 (the modulus of int hashes) never
+# collide; inside tuples, whose hash mixes its items' hashes, only small
+# ones keep a collision out of reach.
+MAX_KEY_INT = 2**61 - 2
+MAX_TUPLE_KEY_INT = 2**16
 HIGHEST_PROTOCOL = 5
+_KEY_SCALARS = (str, bytes, bool, type(None))
 
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 
@@ -70,8 +79,8 @@ class PickleMachine:
         self._stack = []
         self._marks = []
         self._memo = {}
-        # id -> [depth, parts, hashable, sealed] for every container; the
-        # containers are kept alive so their ids stay theirs.
+        # id -> [depth, parts, sealed] for every container; the containers
+        # are kept alive so their ids stay theirs.
         self._info = {}
         self._keep = []
         self._ordered_dicts = set()
@@ -83,6 +92,7 @@ class PickleMachine:
         raise ValueError(message)
 
     def _count(self):
+        # Every push and MARK: each costs memory for as long as it lives.
         self._objects += 1
         if self._objects > MAX_OBJECTS:
             self._fail(
@@ -90,39 +100,29 @@ class PickleMachine:
                 "more than any checkpoint holds"
             )
 
-    def _shape_of(self, value):
-        """`(depth, parts, hashable)` of a value already made."""
-        info = self._info.get(id(value))
-        if info is not None:
-            return info[0], info[1], info[2]
-        # Not registered: scalars, stand-ins and the empty tuple.
-        return 0, 1, not isinstance(value, (list, dict, set, bytearray))
-
-    def _adopt(self, children, hashable_kind):
+    def _adopt(self, children):
         """Seals `children` (now inside a new container); returns the new
-        container's `(depth, parts, hashable)`."""
-        depth, parts, hashable = 0, 1, hashable_kind
+        container's `(depth, parts)`."""
+        depth, parts = 0, 1
         info_of = self._info.get
         for child in children:
             info = info_of(id(child))
             if info is None:  # a scalar or stand-in: depth 0, one part
                 parts += 1
-                hashable = hashable and type(child) is not bytearray
                 continue
-            info[3] = True
+            info[2] = True
             depth = max(depth, info[0])
             parts += info[1]
-            hashable = hashable and info[2]
-        return depth + 1, min(parts, MAX_KEY_PARTS + 1), hashable
+        return depth + 1, min(parts, MAX_KEY_PARTS + 1)
 
     def _register(self, container, shape):
-        depth, parts, hashable = shape
+        depth, parts = shape
         if depth > MAX_DEPTH:
             self._fail(
                 f"the pickle nests containers more than {MAX_DEPTH} levels "
                 "deep, which no checkpoint does"
             )
-        self._info[id(container)] = [depth, parts, hashable, False]
+        self._info[id(container)] = [depth, parts, False]
         self._keep.append(container)
         return container
 
@@ -134,32 +134,43 @@ class PickleMachine:
                 f"the pickle adds items to a {type(container).__name__}, "
                 f"not a {kind.__name__} it built"
             )
-        if info[3] or any(child is container for child in children):
+        if info[2] or any(child is container for child in children):
             self._fail(
                 f"the pickle changes a {kind.__name__} after putting it "
                 "inside a container (a recursive structure), which no "
                 "checkpoint does"
             )
-        depth, parts, hashable = self._adopt(children, info[2])
+        depth, parts = self._adopt(children)
         info[0] = max(info[0], depth)
         info[1] = min(info[1] + parts - 1, MAX_KEY_PARTS + 1)
-        info[2] = hashable
         if info[0] > MAX_DEPTH:
-            self._register(container, info[:3])
+            self._register(container, info[:2])
 
     def _check_key(self, key, what):
-        depth, parts, hashable = self._shape_of(key)
-        if not hashable:
-            self._fail(
-                f"the pickle uses a {type(key).__name__} as a {what}, which "
-                "cannot be hashed"
-            )
-        if parts > MAX_KEY_PARTS:
-            self._fail(
-                f"the pickle uses a {type(key).__name__} of more than "
-                f"{MAX_KEY_PARTS} parts as a {what}, which no checkpoint "
-                "does (hashing it could take exponential time)"
-            )
+        """Refuses a dict key or set member that could be slow to hash."""
+        kind = type(key)
+        if kind in _KEY_SCALARS or (kind is int and abs(key) <= MAX_KEY_INT):
+            return
+        if kind is tuple:
+            info = self._info.get(id(key))
+            if info is None or info[1] <= MAX_KEY_PARTS:
+                pending = list(key)  # at most MAX_KEY_PARTS items in all
+                while pending:
+                    item = pending.pop()
+                    if type(item) is tuple:
+                        pending.extend(item)
+                    elif type(item) not in _KEY_SCALARS and not (
+                        type(item) is int and abs(item) < MAX_TUPLE_KEY_INT
+                    ):
+                        break
+                else:
+                    return
+        self._fail(
+            f"the pickle uses {describe(key, 60)} ({kind.__name__}) as a "
+            f"{what}; checkpoints use strings, integers below 2^61 and "
+            f"tuples of at most {MAX_KEY_PARTS} strings and small integers, "
+            "and other keys can take quadratic or exponential time to hash"
+        )
 
     def _push(self, value):
         self._count()
@@ -188,16 +199,16 @@ class PickleMachine:
         items = tuple(items)
         if not items:
             return self._push(())
-        shape = self._adopt(items, True)
-        self._push(self._register(items, shape))
+        self._push(self._register(items, self._adopt(items)))
 
     def _list(self, items):
         items = list(items)
-        self._push(self._register(items, self._adopt(items, False)))
+        self._push(self._register(items, self._adopt(items)))
 
     def _new_dict(self, pairs=()):
-        container = self._register({}, (1, 1, False))
-        self._set_items(container, pairs)
+        container = self._register({}, (1, 1))
+        if pairs:
+            self._set_items(container, pairs)
         self._push(container)
 
     def _set_items(self, container, flat):
@@ -226,7 +237,7 @@ class PickleMachine:
         items = list(items)
         for item in items:
             self._check_key(item, "set member")
-        shape = self._adopt(items, True)
+        shape = self._adopt(items)
         self._push(self._register(frozenset(items), shape))
 
     # --- calls --------------------------------------------------------
@@ -245,13 +256,12 @@ class PickleMachine:
             )
         for member in self._hashed_members(function, args):
             self._check_key(member, "dict key or set member")
-        shape = self._adopt(args, True)
+        shape = self._adopt(args)
         result = function(*args)
         if isinstance(result, collections.OrderedDict):
             self._ordered_dicts.add(id(result))
         if isinstance(result, _CONTAINERS):
-            kind = isinstance(result, (tuple, frozenset))
-            self._register(result, (shape[0], shape[1], kind))
+            self._register(result, shape)
         self._push(result)
 
     def _build(self):
@@ -271,7 +281,7 @@ class PickleMachine:
                 "the pickle sets the attributes of an OrderedDict from a "
                 f"{type(state).__name__}"
             )
-        self._adopt([state], False)
+        self._adopt([state])
         # Attributes such as `_metadata` do not change the weights; they
         # are dropped so that none can shadow a dict method.
 
@@ -283,7 +293,7 @@ class PickleMachine:
     def _persistent(self, pid):
         if self._persistent_load is None:
             self._fail(f"unexpected persistent id {describe(pid)}")
-        self._adopt([pid], False)
+        self._adopt([pid])
         self._push(self._persistent_load(pid))
 
     # --- the loop -----------------------------------------------------
@@ -342,7 +352,7 @@ def _memo_put(machine, index):
 def _memo_get(machine, index):
     if index not in machine._memo:
         machine._fail(f"the pickle reads the unset memo index {index}")
-    machine._stack.append(machine._memo[index])
+    machine._push(machine._memo[index])
 
 
 def _pop_op(machine, _):
@@ -358,6 +368,7 @@ def _protocol(machine, version):
 
 
 def _mark(machine, _):
+    machine._count()
     machine._marks.append(machine._stack)
     machine._stack = []
 
@@ -429,7 +440,7 @@ def _add_items_op(machine, _):
 
 
 def _empty_set(machine, _):
-    machine._push(machine._register(set(), (1, 1, False)))
+    machine._push(machine._register(set(), (1, 1)))
 
 
 _HANDLERS = {name: _atom(convert) for name, convert in _ATOMS.items()}
@@ -440,7 +451,7 @@ _HANDLERS.update(
         "MARK": _mark,
         "POP": _pop_op,
         "POP_MARK": lambda machine, arg: machine._pop_mark(),
-        "DUP": lambda machine, arg: machine._stack.append(machine._top()),
+        "DUP": lambda machine, arg: machine._push(machine._top()),
         "PUT": _memo_put,
         "BINPUT": _memo_put,
         "LONG_BINPUT": _memo_put,

@@ -20,13 +20,14 @@ import os
 import numpy as np
 
 from keras_eca.checkpoints.errors import describe
+from keras_eca.checkpoints.unpickler import MAX_EXTENT
+from keras_eca.checkpoints.unpickler import MAX_NDIM
 from keras_eca.checkpoints.unpickler import bfloat16_to_float32
 from keras_eca.checkpoints.unpickler import bytes_to_bool
 
 # The safetensors library's MAX_HEADER_SIZE.
 MAX_HEADER_BYTES = 100_000_000
 METADATA_KEY = "__metadata__"
-_MAX_EXTENT = 2**62
 
 
 # safetensors dtype -> (little-endian numpy dtype, conversion of the raw array).
@@ -166,18 +167,26 @@ class SafetensorsFile:
         dtype = info.get("dtype")
         shape = info.get("shape")
         offsets = info.get("data_offsets")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise self._error(
                 f"the entry {describe(name)} has the unsupported or missing "
                 f"dtype {describe(dtype)}; supported: {sorted(DTYPES)}"
             )
-        if not isinstance(shape, list) or not all(map(_is_index, shape)):
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_NDIM
+            or not all(map(_is_index, shape))
+        ):
             raise self._error(
-                f"the shape of {describe(name)} must be a list of "
-                f"non-negative integers, got {describe(shape)}"
+                f"the shape of {describe(name)} must be a list of at most "
+                f"{MAX_NDIM} non-negative integers, got {describe(shape)}"
             )
-        if math.prod(max(n, 1) for n in shape) > _MAX_EXTENT:
-            raise self._error(f"the shape of {describe(name)} is too large")
+        itemsize = np.dtype(DTYPES[dtype][0]).itemsize
+        if math.prod(max(n, 1) for n in shape) * 16 > MAX_EXTENT:
+            raise self._error(
+                f"the shape of {describe(name)}, {describe(shape)}, is too "
+                "large for any array"
+            )
         if not (
             isinstance(offsets, list)
             and len(offsets) == 2
@@ -189,10 +198,11 @@ class SafetensorsFile:
                 f"integers with begin <= end, got {describe(offsets)}"
             )
         begin, end = offsets
-        nbytes = math.prod(shape) * np.dtype(DTYPES[dtype][0]).itemsize
+        nbytes = math.prod(shape) * itemsize
         if end - begin != nbytes:
             raise self._error(
-                f"tensor {describe(name)} of dtype {dtype} and shape {shape} "
+                f"tensor {describe(name)} of dtype {dtype} and shape "
+                f"{describe(shape)} "
                 f"needs {nbytes} bytes but its data_offsets give "
                 f"{end - begin}"
             )

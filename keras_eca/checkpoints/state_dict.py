@@ -54,36 +54,48 @@ def _to_numpy(value):
     return np.array(tensor.numpy(), copy=True, order="C")
 
 
-class _TensorScan:
-    """Whether mappings hold tensors directly, each mapping scanned once
-    (a pickle can make many entries share one large mapping)."""
+class _Search:
+    """Finds the state_dict, visiting each mapping once per depth.
+
+    A pickle can make many entries share one large mapping; without the
+    caches the search would rescan it for each reference.
+    """
 
     def __init__(self):
-        self._found = {}
+        self._direct = {}
+        self._located = {}
 
-    def __call__(self, mapping):
-        found = self._found.get(id(mapping))
+    def has_tensors(self, mapping):
+        found = self._direct.get(id(mapping))
         if found is None:
             found = any(_is_tensor(value) for value in mapping.values())
-            self._found[id(mapping)] = found
+            self._direct[id(mapping)] = found
         return found
 
+    def locate(self, mapping, depth=0):
+        """Returns the mapping holding the weights, or `None`."""
+        key = (id(mapping), depth)
+        if key not in self._located:
+            self._located[key] = self._locate(mapping, depth)
+        return self._located[key]
 
-def _locate(mapping, depth, has_tensors):
-    """Returns the mapping holding the weights, or `None`."""
-    for name in STATE_DICT_KEYS:
-        value = mapping.get(name)
-        if isinstance(value, collections.abc.Mapping) and depth < _MAX_DEPTH:
-            found = _locate(value, depth + 1, has_tensors)
-            if found is not None:
-                return found
-    nested = any(
-        isinstance(value, collections.abc.Mapping) and has_tensors(value)
-        for value in mapping.values()
-    )
-    if has_tensors(mapping) and not nested:
-        return mapping
-    return None
+    def _locate(self, mapping, depth):
+        for name in STATE_DICT_KEYS:
+            value = mapping.get(name)
+            if isinstance(value, collections.abc.Mapping) and (
+                depth < _MAX_DEPTH
+            ):
+                found = self.locate(value, depth + 1)
+                if found is not None:
+                    return found
+        nested = any(
+            isinstance(value, collections.abc.Mapping)
+            and self.has_tensors(value)
+            for value in mapping.values()
+        )
+        if self.has_tensors(mapping) and not nested:
+            return mapping
+        return None
 
 
 def _contains_tensors(value, depth=0, seen=None):
@@ -141,7 +153,7 @@ def find_state_dict(checkpoint, key, source):
             )
         where = f"{source}[{key!r}]"
     else:
-        found = _locate(checkpoint, 0, _TensorScan())
+        found = _Search().locate(checkpoint)
         where = source
         if found is None:
             if not _contains_tensors(checkpoint):

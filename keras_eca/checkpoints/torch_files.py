@@ -40,29 +40,39 @@ class _BlockReader:
     The pickle interpreter reads one opcode at a time; a read call on the
     file for each would cost more than running the opcode. `tell()` gives
     the position after what was consumed, so the storages that follow the
-    last pickle can be found. Reads stop at the end of the file, so a
-    length a corrupt pickle merely claims never allocates a buffer.
+    last pickle can be found. Reads stop at the end of the file and after
+    `MAX_PICKLE_BYTES`, so a length a corrupt pickle merely claims never
+    allocates a buffer.
     """
 
     _BLOCK = 1 << 16
 
     def __init__(self, file, size):
         self._file = file
+        self._origin = file.tell()
         self._size = size
-        self._start = file.tell()  # file position of _buffer[0]
+        self._start = self._origin  # file position of _buffer[0]
         self._buffer = b""
         self._offset = 0
 
     def _fill(self, needed):
-        if len(self._buffer) - self._offset >= needed:
+        """Makes `needed` unread bytes available, or all that are left."""
+        have = len(self._buffer) - self._offset
+        if have >= needed:
             return
+        end = self._start + len(self._buffer)
+        if end - self._origin >= MAX_PICKLE_BYTES:
+            raise ValueError(
+                f"the pickles at the start of the file are longer than "
+                f"{MAX_PICKLE_BYTES} bytes, far more than names and shapes "
+                "take"
+            )
         self._start += self._offset
-        self._buffer = self._buffer[self._offset :]
+        # Doubling keeps a long line or string linear in its length.
+        want = min(max(needed - have, have, self._BLOCK), self._size - end)
+        self._file.seek(end)
+        self._buffer = self._buffer[self._offset :] + self._file.read(want)
         self._offset = 0
-        self._file.seek(self._start + len(self._buffer))
-        left = self._size - self._start - len(self._buffer)
-        want = min(max(needed - len(self._buffer), self._BLOCK), max(left, 0))
-        self._buffer += self._file.read(want)
 
     def read(self, n=-1):
         if n is None or n < 0:
@@ -73,13 +83,14 @@ class _BlockReader:
         return data
 
     def readline(self, limit=-1):
+        searched = 0  # unread bytes already searched for a newline
         while True:
-            end = self._buffer.find(b"\n", self._offset)
-            if end >= 0 or self.tell() + len(self._buffer) - self._offset >= (
-                self._size
-            ):
+            end = self._buffer.find(b"\n", self._offset + searched)
+            have = len(self._buffer) - self._offset
+            if end >= 0 or self._start + len(self._buffer) >= self._size:
                 break
-            self._fill(len(self._buffer) - self._offset + self._BLOCK)
+            searched = have
+            self._fill(have + 1)
         stop = len(self._buffer) if end < 0 else end + 1
         return self.read(stop - self._offset)
 
@@ -113,15 +124,21 @@ class _StorageTable:
         elif len(pid) == 6:
             _, storage_type, key, _location, numel, view = pid
         else:
-            raise ValueError(f"malformed storage persistent id {describe(pid)}")
+            raise ValueError(
+                f"malformed storage persistent id {describe(pid)}"
+            )
         if not isinstance(storage_type, unpickler.StorageType):
             raise ValueError(
                 f"storage {describe(key, 40)} has no typed storage class, got "
                 f"{describe(storage_type, 40)}"
             )
         if not isinstance(key, str):
-            raise ValueError(f"storage keys must be strings, got {describe(key, 40)}")
-        numel = unpickler.check_int(numel, f"numel of storage {describe(key, 60)}")
+            raise ValueError(
+                f"storage keys must be strings, got {describe(key, 40)}"
+            )
+        numel = unpickler.check_int(
+            numel, f"numel of storage {describe(key, 60)}"
+        )
         root = self.roots.get(key)
         if root is None:
             root = unpickler.Storage(
@@ -134,8 +151,9 @@ class _StorageTable:
             self.roots[key] = root
         elif root.storage_type is not storage_type or root.numel != numel:
             raise ValueError(
-                f"storage {describe(key, 60)} is declared twice, as {root.numel} x "
-                f"{describe(root.storage_type, 40)} and as {numel} x {describe(storage_type, 40)}"
+                f"storage {describe(key, 60)} is declared twice, as "
+                f"{root.numel} x {root.storage_type!r} and as {numel} x "
+                f"{storage_type!r}"
             )
         if view is None:
             return root
@@ -145,12 +163,17 @@ class _StorageTable:
         if not isinstance(view, tuple) or len(view) != 3:
             raise ValueError(f"malformed storage view {describe(view)}")
         view_key, offset, numel = view
+        if not isinstance(view_key, str):  # it is hashed below
+            raise ValueError(
+                f"storage view keys must be strings, got {describe(view_key)}"
+            )
         unpickler.check_int(offset, "storage view offset")
         unpickler.check_int(numel, "storage view size")
         if offset + numel > root.numel:
             raise ValueError(
-                f"storage view {describe(view_key, 40)} [{offset}:{offset + numel}] "
-                f"is outside storage {describe(root.key, 60)} ({root.numel} elements)"
+                f"storage view {describe(view_key, 40)} "
+                f"[{offset}:{offset + numel}] is outside storage "
+                f"{describe(root.key, 60)} ({root.numel} elements)"
             )
         if view_key not in self._views:
             self._views[view_key] = unpickler.Storage(
@@ -159,6 +182,7 @@ class _StorageTable:
                 numel,
                 lambda: root.array()[offset : offset + numel],
                 self._budget,
+                owns_data=False,
             )
         return self._views[view_key]
 
@@ -300,7 +324,7 @@ class TorchZipCheckpoint:
             raise ValueError(
                 f"Cannot read {self._path!r}: record {name!r} holds "
                 f"{info.file_size} bytes but data.pkl declares {numel} "
-                f"elements of {describe(storage_type, 40)} ({nbytes} bytes); the file "
+                f"elements of {storage_type!r} ({nbytes} bytes); the file "
                 "is truncated or corrupt."
             )
         data = self._read_member(name, max_size=nbytes)
@@ -411,7 +435,8 @@ class TorchLegacyCheckpoint:
             storage = table.roots.get(key)
             if storage is None:
                 raise ValueError(
-                    f"Cannot read {source}: storage {describe(key, 60)} is listed but no "
+                    f"Cannot read {source}: storage {describe(key, 60)} is "
+                    "listed but no "
                     "tensor uses it; the file is corrupt."
                 )
             self._file.seek(position)
@@ -419,13 +444,15 @@ class TorchLegacyCheckpoint:
             if len(header) != 8:
                 raise ValueError(
                     f"Cannot read {source}: the file ends at byte "
-                    f"{self._size} before the data of storage {describe(key, 60)}; it is "
+                    f"{self._size} before the data of storage "
+                    f"{describe(key, 60)}; it is "
                     "truncated."
                 )
             numel = int.from_bytes(header, self._byteorder, signed=True)
             if numel != storage.numel:
                 raise ValueError(
-                    f"Cannot read {source}: storage {describe(key, 60)} holds {numel} "
+                    f"Cannot read {source}: storage {describe(key, 60)} "
+                    f"holds {numel} "
                     f"elements but the pickle declares {storage.numel}; the "
                     "file is corrupt."
                 )
@@ -433,7 +460,8 @@ class TorchLegacyCheckpoint:
             position = start + numel * storage.storage_type.itemsize
             if position > self._size:
                 raise ValueError(
-                    f"Cannot read {source}: storage {describe(key, 60)} needs bytes "
+                    f"Cannot read {source}: storage {describe(key, 60)} "
+                    "needs bytes "
                     f"{start} to {position} but the file has {self._size}; "
                     "it is truncated."
                 )

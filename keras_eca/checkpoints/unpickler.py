@@ -32,9 +32,9 @@ from keras_eca.checkpoints.errors import UnsafeCheckpointError
 from keras_eca.checkpoints.errors import describe
 
 # numpy 1.x allows at most 32 dimensions (numpy 2: 64).
-_MAX_NDIM = 32
+MAX_NDIM = 32
 # Keeps every byte offset inside numpy's int64 arithmetic.
-_MAX_EXTENT = 2**62
+MAX_EXTENT = 2**62
 # Tensors may produce at most this many times their storages' bytes (a
 # bfloat16 storage widens to float32; a few tensors may share one)...
 BUDGET_FACTOR = 4
@@ -173,17 +173,30 @@ class Storage(_Inert):
         read: function returning the storage's elements as a 1-D numpy
             array of `storage_type.raw_dtype` in native byte order.
         budget: the file's `ByteBudget`, or `None` for no bound.
+        owns_data: whether reading it allocates its bytes (a root
+            storage), charged to `budget`; a view slices its root's.
     """
 
-    __slots__ = ("_array", "_read", "budget", "key", "numel", "storage_type")
+    __slots__ = (
+        "_array",
+        "_read",
+        "budget",
+        "key",
+        "numel",
+        "owns_data",
+        "storage_type",
+    )
 
-    def __init__(self, key, storage_type, numel, read, budget=None):
+    def __init__(
+        self, key, storage_type, numel, read, budget=None, owns_data=True
+    ):
         self.key = key
         self.storage_type = storage_type
         self.numel = numel
         self._read = read
         self._array = None
         self.budget = budget
+        self.owns_data = owns_data
 
     def __repr__(self):
         return f"<storage {describe(self.key, 40)}>"
@@ -191,17 +204,25 @@ class Storage(_Inert):
     def array(self):
         """Returns the elements as a 1-D array (read once, then cached)."""
         if self._array is None:
+            if self.owns_data and self.budget is not None:
+                # Zip records can overlap in a crafted archive: the bytes
+                # read may add up to more than the file.
+                self.budget.take(
+                    self.numel * self.storage_type.itemsize,
+                    f"storage {describe(self.key, 60)}",
+                )
             array = self._read()
             if array.shape != (self.numel,):
                 raise CorruptTensorError(
-                    f"storage {describe(self.key, 60)} holds {array.size} elements but "
+                    f"storage {describe(self.key, 60)} holds {array.size} "
+                    "elements but "
                     f"the pickle declares {self.numel}"
                 )
             self._array = array
         return self._array
 
 
-def check_int(value, what, minimum=0, maximum=_MAX_EXTENT):
+def check_int(value, what, minimum=0, maximum=MAX_EXTENT):
     """Returns `value` if it is an int in [minimum, maximum], else raises
     ValueError."""
     if type(value) is not int or not minimum <= value <= maximum:
@@ -213,9 +234,9 @@ def check_int(value, what, minimum=0, maximum=_MAX_EXTENT):
 
 
 def _check_shape(values, what):
-    if not isinstance(values, (tuple, list)) or len(values) > _MAX_NDIM:
+    if not isinstance(values, (tuple, list)) or len(values) > MAX_NDIM:
         raise ValueError(
-            f"{what} must be a tuple of at most {_MAX_NDIM} integers, "
+            f"{what} must be a tuple of at most {MAX_NDIM} integers, "
             f"got {describe(values)}"
         )
     return tuple(check_int(v, f"each {what} entry") for v in values)
@@ -248,9 +269,9 @@ class LazyTensor(_Inert):
                 f"size {self.size} and stride {self.stride} have different "
                 "lengths"
             )
-        # The extent of the array with every empty dimension counted as 1
-        # must fit numpy's int64 shape arithmetic.
-        if math.prod(max(n, 1) for n in self.size) > _MAX_EXTENT:
+        # The bytes of the array with every empty dimension counted as 1
+        # must fit numpy's int64 size arithmetic (16: the widest item).
+        if math.prod(max(n, 1) for n in self.size) * 16 > MAX_EXTENT:
             raise ValueError(f"size {self.size} is too large for any tensor")
 
     def __repr__(self):
@@ -277,7 +298,8 @@ class LazyTensor(_Inert):
             raise CorruptTensorError(
                 f"a tensor of size {self.size}, stride {self.stride} and "
                 f"offset {self.offset} needs {last + 1} elements but "
-                f"storage {describe(self.storage.key, 60)} holds {self.storage.numel}"
+                f"storage {describe(self.storage.key, 60)} holds "
+                f"{self.storage.numel}"
             )
         if self.storage.budget is not None:
             out_itemsize = 4 if storage_type.convert is not None else (
@@ -503,5 +525,6 @@ def unpickle(file, source, persistent_load=None):
     except Exception as error:
         raise ValueError(
             f"Cannot read {source}: the pickle is truncated or corrupt, or not "
-            f"a checkpoint ({type(error).__name__}: {describe(str(error), 300)})."
+            f"a checkpoint ({type(error).__name__}: "
+            f"{describe(str(error), 300)})."
         ) from error

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -137,6 +138,7 @@ class Case:
         write: `folder -> path` writing the file.
         error: name of the exception class expected.
         match: a substring the message must contain.
+        peak_mib: the most traced memory loading it may take.
     """
 
     name: str
@@ -144,6 +146,7 @@ class Case:
     write: object
     error: str = "ValueError"
     match: str = ""
+    peak_mib: float = 64
 
 
 def _deep_tuple_key(depth):
@@ -190,6 +193,125 @@ def _shared_mapping(count):
     inner += b"u"
     outer = b"".join(value(f"k{i}") + b"h\x00" for i in range(count))
     return b"\x80\x02}(" + value("first") + inner + outer + b"u."
+
+
+def _colliding_int_keys(count):
+    # 5 + i * (2^61 - 1) all hash to 5: each insert probes all before it.
+    body = b"".join(
+        value(5 + i * (2**61 - 1)) + value(i) for i in range(count)
+    )
+    return b"\x80\x02}(" + body + b"u."
+
+
+def _huge_int_key(repeats):
+    # One 4 MB integer, used 2,000 times as a key through the memo.
+    data = (2 ** (8 * 4_000_000 - 9)).to_bytes(4_000_000, "little")
+    key = b"\x8b" + struct.pack("<i", len(data)) + data + b"q\x00"
+    body = b"".join(b"h\x00" + value(i) for i in range(repeats))
+    return b"\x80\x02}(" + key + value(0) + body + b"u."
+
+
+def _view_key_dag(levels):
+    dag = b")q\x000" + b"h\x00h\x00\x86q\x000" * levels + b"h\x00"
+    view = b"(" + dag + value(0) + value(1) + b"t"
+    pid = (
+        b"("
+        + value("storage")
+        + global_("torch", "FloatStorage")
+        + value("0")
+        + value("cpu")
+        + value(1)
+        + view
+        + b"tQ"
+    )
+    rebuild = (
+        global_("torch._utils", "_rebuild_tensor_v2")
+        + b"("
+        + pid
+        + value(0)
+        + value((1,))
+        + value((1,))
+        + b"tR"
+    )
+    return state_dict({"w": rebuild})
+
+
+def _overlapping_records(folder, count, data_bytes):
+    """Stored records whose data holds the records after them: each reads
+    as the whole rest of the file, so together they are count x its size."""
+    names = [f"{PREFIX}data/{i:05d}".encode() for i in range(count)]
+    header_bytes = 30 + len(names[0])  # a multiple of 4
+    numels = [
+        (data_bytes + (count - 1 - i) * header_bytes) // 4 for i in range(count)
+    ]
+    data_pkl = state_dict(
+        {
+            f"w{i}": tensor(f"{i:05d}", numel, (1,), (1,))
+            for i, numel in enumerate(numels)
+        }
+    )
+    tail = bytes(data_bytes)
+    records, sizes = [], []
+    for name in reversed(names):  # each header quotes everything after it
+        sizes.insert(0, len(tail))
+        header = struct.pack(
+            "<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0,
+            zlib.crc32(tail), len(tail), len(tail), len(name), 0,
+        )
+        tail = header + name + tail
+        records.insert(0, tail)
+    first = _local_record(PREFIX.encode() + b"data.pkl", data_pkl)
+    body = first + tail
+    offsets = [0] + [len(first) + len(tail) - len(r) for r in records]
+    entries = [(PREFIX.encode() + b"data.pkl", data_pkl, len(data_pkl))]
+    entries += [(n, r[30 + len(n) :], z) for n, r, z in zip(names, records, sizes)]
+    central = b""
+    for (name, data, size), offset in zip(entries, offsets):
+        crc = zlib.crc32(data[:size])
+        central += struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, size,
+            size, len(name), 0, 0, 0, 0, 0, offset,
+        ) + name
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries),
+        len(central), len(body), 0,
+    )
+    path = os.path.join(folder, "overlapping_records.pth")
+    with open(path, "wb") as file:
+        file.write(body + central + end)
+    return path
+
+
+def _local_record(name, data):
+    return struct.pack(
+        "<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(data),
+        len(data), len(data), len(name), 0,
+    ) + name + data
+
+
+def _long_legacy_line(folder, length):
+    path = os.path.join(folder, "long_line.pth")
+    with open(path, "wb") as file:
+        file.write(b"\x80\x02c" + b"x" * length)
+    return path
+
+
+def _fanout(entries):
+    # 6 state_dict-like keys x 4 levels over one large mapping without
+    # tensors: a naive search visits the mapping 6^4 times.
+    keys = ["state_dict", "model_state_dict", "model", "model_state",
+            "state_dict_ema", "model_ema"]
+    big = b"}q\x00(" + b"".join(value(i) + value(i) for i in range(entries))
+    big += b"u0"
+    ops = b""
+    for level in range(1, 5):
+        ops += b"}(" + b"".join(value(k) + b"h" + bytes([level - 1]) for k in keys)
+        ops += b"u" + b"q" + bytes([level]) + b"0"
+    return b"\x80\x02" + big + ops + b"h\x04."
+
+
+def _object_flood(count):
+    return b"\x80\x02(" + b"}" * count + b"l."
 
 
 def _one_float():
@@ -308,7 +430,7 @@ CASES = [
         "tuple_dag_key",
         "a 60-level tuple DAG through the memo as a dict key (2^60 parts)",
         _zip("tuple_dag.pth", lambda: _tuple_dag_key(60)),
-        match="parts as a dict key",
+        match="as a dict key; checkpoints use strings",
     ),
     Case(
         "list_dag_persistent_id",
@@ -406,7 +528,7 @@ CASES = [
             {"w": {"dtype": "BF16", "shape": [2.0], "data_offsets": [0, 4]}},
             bytes(4),
         ),
-        match="must be a list of non-negative integers",
+        match="non-negative integers, got [2.0]",
     ),
     Case(
         "safetensors_overlap",
@@ -433,6 +555,82 @@ CASES = [
             bytes(2),
         ),
         match="must map strings to strings",
+    ),
+    Case(
+        "colliding_int_keys",
+        "30,000 integer keys with one hash (quadratic dict inserts)",
+        _zip("collisions.pth", lambda: _colliding_int_keys(30_000)),
+        match="(int) as a dict key",
+    ),
+    Case(
+        "huge_int_key",
+        "a 4 MB integer used 2,000 times as a key (hashed each time)",
+        _zip("huge_int.pth", lambda: _huge_int_key(2000)),
+        match="(int) as a dict key",
+    ),
+    Case(
+        "view_key_dag",
+        "a 60-level tuple DAG as a storage view key (hashed by the reader)",
+        _zip("view_key.pth", lambda: _view_key_dag(60), _one_float()),
+        match="storage view keys must be strings",
+    ),
+    Case(
+        "overlapping_records",
+        "200 stored records quoting each other: 200 x 1 MB from a 1 MB file",
+        lambda folder: _overlapping_records(folder, 200, 2**20),
+        error="CheckpointTooLargeError",
+        match="reading storage",
+        peak_mib=128,
+    ),
+    Case(
+        "long_legacy_line",
+        "a 32 MiB text opcode without a newline (quadratic readline)",
+        lambda folder: _long_legacy_line(folder, 32 * 2**20),
+        match="not start with a readable pickle",
+        peak_mib=160,
+    ),
+    Case(
+        "state_dict_fanout",
+        "6 wrapper keys x 4 levels sharing a 100,000-entry mapping",
+        _zip("fanout.pth", lambda: _fanout(100_000)),
+        match="contains no tensors",
+        peak_mib=96,
+    ),
+    Case(
+        "object_flood",
+        "a million empty dicts in 1 MB",
+        _zip("flood.pth", lambda: _object_flood(1_000_000)),
+        match="more than 500000 objects",
+        peak_mib=400,
+    ),
+    Case(
+        "safetensors_list_dtype",
+        "safetensors dtype [\"F32\"] (TypeError before)",
+        _safetensors(
+            "list_dtype.safetensors",
+            {"w": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}},
+            bytes(4),
+        ),
+        match="unsupported or missing dtype",
+    ),
+    Case(
+        "safetensors_70_dims",
+        "safetensors shape of 70 ones (numpy's bare ndim error before)",
+        _safetensors(
+            "ndim.safetensors",
+            {"w": {"dtype": "F32", "shape": [1] * 70, "data_offsets": [0, 4]}},
+            bytes(4),
+        ),
+        match="at most 32 non-negative integers",
+    ),
+    Case(
+        "safetensors_huge_empty",
+        "safetensors F64 shape [0, 2^62] (numpy's 'array is too big')",
+        _safetensors(
+            "huge_empty.safetensors",
+            {"w": {"dtype": "F64", "shape": [0, 2**62], "data_offsets": [0, 0]}},
+        ),
+        match="too large for any array",
     ),
 ]
 
