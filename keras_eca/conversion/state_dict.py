@@ -169,8 +169,10 @@ def load_state_dict(model, state_dict, layout="auto", check_values=True):
     if bad_values:
         errors.append(
             f"Values no trained network holds, or that the cast to the "
-            f"model's dtype would change ({len(bad_values)}; pass "
-            "`check_values=False` to load them anyway):\n  "
+            f"model's dtype would change ({len(bad_values)}; to load them "
+            "anyway, build the model with weights=None and call "
+            "keras_eca.conversion.load_state_dict(model, state_dict, "
+            "check_values=False)):\n  "
             + "\n  ".join(bad_values)
         )
     if unmapped:
@@ -222,6 +224,14 @@ def _strip_prefix(state_dict):
     return stripped
 
 
+def _largest_finite(dtype):
+    if dtype.name == "bfloat16":  # ml_dtypes' type: np.finfo refuses it
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+    return float(np.finfo(dtype).max)
+
+
 def _value_problem(key, value, variable):
     """Why `value` should not be loaded into `variable`, or `None`."""
     dtype = np.dtype(keras.backend.standardize_dtype(variable.dtype))
@@ -237,10 +247,11 @@ def _value_problem(key, value, variable):
         return f"{count} of {value.size} values are NaN or infinite"
     if value.dtype.itemsize > dtype.itemsize and value.size:
         largest = float(np.abs(value).max())
-        if largest > np.finfo(dtype).max:
+        limit = _largest_finite(dtype)
+        if largest > limit:
             return (
                 f"holds {largest:.3g}, beyond the largest {dtype} "
-                f"({np.finfo(dtype).max:.3g})"
+                f"({limit:.3g})"
             )
     if key.endswith(".running_var") and value.size and value.min() < 0:
         return f"a BatchNorm variance of {float(value.min()):.3g} (< 0)"

@@ -346,3 +346,29 @@ def test_check_values_false_loads_them_as_cast(eca_resnet18_state_dict):
     assert np.isnan(got[0]) and got[1] == -1.0
     with pytest.raises(ValueError, match="check_values"):
         conversion.load_state_dict(model, {}, check_values="no")
+
+
+@pytest.mark.parametrize("policy", ["bfloat16", "float16"])
+def test_loads_under_a_half_policy(eca_resnet18_state_dict, policy):
+    keras.config.set_dtype_policy(policy)  # reset by the conftest fixture
+    model = build()
+
+    conversion.load_state_dict(model, eca_resnet18_state_dict)
+
+    kernel = model.get_layer("conv1_conv").kernel
+    assert keras.backend.standardize_dtype(kernel.dtype) == policy
+    expected = eca_resnet18_state_dict["conv1.weight"].transpose(2, 3, 1, 0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(keras.ops.cast(kernel, "float32")),
+        expected,
+        rtol=1e-2,
+        atol=1e-3,
+    )
+    # 1e6 fits bfloat16 (max 3.4e38), not float16 (max 65504).
+    big = np.full_like(eca_resnet18_state_dict["conv1.weight"], 1e6)
+    state_dict = _with(eca_resnet18_state_dict, "conv1.weight", big)
+    if policy == "float16":
+        with pytest.raises(ValueError, match=r"conv1.weight: holds 1e\+06"):
+            conversion.load_state_dict(build(), state_dict)
+    else:
+        conversion.load_state_dict(build(), state_dict)
