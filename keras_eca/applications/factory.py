@@ -7,7 +7,7 @@ import keras
 
 from keras_eca._checks import is_integer
 from keras_eca.applications import registry
-from keras_eca.applications import weights as weights_lib
+from keras_eca.applications import weights_loading as weights_lib
 from keras_eca.applications.mobilenet_v2 import mobilenet_v2_features
 from keras_eca.applications.resnet import resnet_features
 from keras_eca.layers import EfficientChannelAttention

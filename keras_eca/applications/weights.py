@@ -478,25 +478,47 @@ def default_weights(architecture):
 
 
 
-# The download / cache and loading halves, re-exported (they read the table
-# above, so they are imported after it).
-from keras_eca.applications.weights_cache import CACHE_SUBDIR  # noqa: E402
-from keras_eca.applications.weights_cache import cache_dir  # noqa: E402
-from keras_eca.applications.weights_cache import converted_path  # noqa: E402
-from keras_eca.applications.weights_cache import download_url  # noqa: E402
-from keras_eca.applications.weights_loading import (  # noqa: E402
-    FILE_EXTENSIONS,
-    KERAS_EXTENSIONS,
-    PYTORCH_EXTENSIONS,
-    PYTORCH_TOP_PREFIXES,
-    SAFETENSORS_EXTENSIONS,
-    TOP_LAYERS,
-    WeightsRequest,
-    is_weights_name,
-    load_weights,
-    model_kernel_sizes,
-    resolve_weights,
-)
+# The download / cache and loading halves sit above this table (they read
+# it); their public names stay reachable here, resolved on first use so
+# that the table imports neither them nor keras.
+_ELSEWHERE = {
+    "keras_eca.applications.weights_cache": (
+        "CACHE_SUBDIR",
+        "cache_dir",
+        "converted_path",
+        "download_url",
+    ),
+    "keras_eca.applications.weights_loading": (
+        "FILE_EXTENSIONS",
+        "KERAS_EXTENSIONS",
+        "PYTORCH_EXTENSIONS",
+        "PYTORCH_TOP_PREFIXES",
+        "SAFETENSORS_EXTENSIONS",
+        "TOP_LAYERS",
+        "WeightsRequest",
+        "is_weights_name",
+        "load_weights",
+        "model_kernel_sizes",
+        "resolve_weights",
+    ),
+}
+_MODULE_OF = {
+    name: module for module, names in _ELSEWHERE.items() for name in names
+}
+
+
+def __getattr__(name):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_MODULE_OF))
+
 
 __all__ = [
     "CACHE_SUBDIR",
