@@ -138,6 +138,7 @@ def _open_cache():
     except OSError as error:
         if not os.path.lexists(folder):
             return _Cache(folder, False, f"cannot be created ({error})")
+    _tighten_own_folder(folder)
     problem = _untrusted(folder, folder=True)
     if problem is not None:
         raise ValueError(
@@ -150,6 +151,34 @@ def _open_cache():
     if not os.access(folder, os.W_OK | os.X_OK):
         return _Cache(folder, True, "is read-only")
     return _Cache(folder, True)
+
+
+def _tighten_own_folder(folder):
+    """Makes a cache folder of ours that others may write to private.
+
+    Earlier versions created it with the umask's mode (0775 under the
+    common umask 002). Tightening it is safe: every file in it is checked
+    on its own (owner, mode, recorded sha256) before it is trusted.
+    """
+    if not hasattr(os, "getuid"):
+        return
+    try:
+        info = os.lstat(folder)
+        if (
+            stat.S_ISDIR(info.st_mode)
+            and info.st_uid == os.getuid()
+            and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        ):
+            os.chmod(folder, 0o700)
+            warnings.warn(
+                f"keras_eca: the weights cache {folder} was writable by "
+                f"other users (mode {stat.filemode(info.st_mode)}); it is "
+                "now private (0700), and files in it that others could "
+                "have written are rebuilt.",
+                stacklevel=4,
+            )
+    except OSError:
+        pass  # then _untrusted says what is wrong
 
 
 def _untrusted(path, folder=False):
@@ -539,7 +568,11 @@ def _remove_stale_downloads(cache):
     for name in os.listdir(cache):
         path = os.path.join(cache, name)
         if name.startswith(_STAGING_PREFIX) and os.path.isdir(path):
-            if now - os.path.getmtime(path) > _STALE_SECONDS:
+            try:  # another process may be removing it too
+                stale = now - os.path.getmtime(path) > _STALE_SECONDS
+            except OSError:
+                continue
+            if stale:
                 shutil.rmtree(path, ignore_errors=True)
 
 

@@ -292,8 +292,6 @@ def _other_owner(folder):
     "problem, match",
     [
         ("other owner", "owned by another user"),
-        ("group writable", "other users may write to it"),
-        ("world writable", "other users may write to it"),
         ("symlink", "symbolic link"),
         ("file", "not a folder"),
     ],
@@ -309,10 +307,8 @@ def test_cache_folder_that_is_not_private_is_refused(
     elif problem == "file":
         os.replace(env.cache, tmp_path / "elsewhere")
         env.cache.write_text("")
-    elif problem == "other owner":
-        _other_owner(env.cache)
     else:
-        env.cache.chmod(0o770 if problem == "group writable" else 0o777)
+        _other_owner(env.cache)
     forbid_network(env)
     with pytest.raises(ValueError) as info:
         build("url_in1k")  # ...that is not trusted.
@@ -321,6 +317,23 @@ def test_cache_folder_that_is_not_private_is_refused(
     assert match in message and "KERAS_HOME" in message
     with pytest.raises(ValueError, match=match):
         weights.cache_dir()
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777, 0o775])
+def test_own_cache_folder_writable_by_others_is_made_private(
+    env, files, mode
+):
+    # As earlier versions made it under umask 002.
+    serve_url(env, files.pth.read_bytes())
+    build("url_in1k")
+    env.cache.chmod(mode)
+    forbid_network(env)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build("url_in1k")
+    assert cache_warnings(caught, "is now private (0700)")
+    assert stat.S_IMODE(os.lstat(env.cache).st_mode) == 0o700
+    assert helpers.logits_difference(model, SMALL) <= TOL
 
 
 def test_cached_files_of_another_user_are_rebuilt(env, files):
