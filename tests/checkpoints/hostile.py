@@ -251,27 +251,23 @@ def _overlapping_records(folder, count, data_bytes):
         }
     )
     tail = bytes(data_bytes)
-    records, sizes = [], []
-    for name in reversed(names):  # each header quotes everything after it
-        sizes.insert(0, len(tail))
-        header = struct.pack(
-            "<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0,
-            zlib.crc32(tail), len(tail), len(tail), len(name), 0,
-        )
-        tail = header + name + tail
-        records.insert(0, tail)
-    first = _local_record(PREFIX.encode() + b"data.pkl", data_pkl)
+    records = []  # (name, crc, size) of each record's data, first first
+    for name in reversed(names):  # each record quotes everything after it
+        records.insert(0, (name, zlib.crc32(tail), len(tail)))
+        tail = _local_record(name, tail)
+    pkl_name = PREFIX.encode() + b"data.pkl"
+    first = _local_record(pkl_name, data_pkl)
     body = first + tail
-    offsets = [0] + [len(first) + len(tail) - len(r) for r in records]
-    entries = [(PREFIX.encode() + b"data.pkl", data_pkl, len(data_pkl))]
-    entries += [(n, r[30 + len(n) :], z) for n, r, z in zip(names, records, sizes)]
-    central = b""
-    for (name, data, size), offset in zip(entries, offsets):
-        crc = zlib.crc32(data[:size])
+    records.insert(0, (pkl_name, zlib.crc32(data_pkl), len(data_pkl)))
+    central, offset = b"", 0
+    for name, crc, size in records:
         central += struct.pack(
             "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, size,
             size, len(name), 0, 0, 0, 0, 0, offset,
         ) + name
+        # The next header follows this one's name (or data.pkl's data).
+        offset += 30 + len(name) + (size if name == pkl_name else 0)
+    entries = records
     end = struct.pack(
         "<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries),
         len(central), len(body), 0,
@@ -771,8 +767,13 @@ def main():
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--max-memory-gib", type=float, default=6)
     parser.add_argument("--package-root", default=None)
+    parser.add_argument("--only", nargs="*", help="case names")
     args = parser.parse_args()
-    cases = CASES + [SHADOWING_CASE]
+    cases = [
+        case
+        for case in CASES + [SHADOWING_CASE]
+        if not args.only or case.name in args.only
+    ]
     with tempfile.TemporaryDirectory() as folder:
         if args.isolated:
             for case in cases:
