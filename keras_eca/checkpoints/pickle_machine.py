@@ -53,6 +53,10 @@ _KEY_SCALARS = (str, bytes, bool, type(None))
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 
 
+class PickleRefusedError(ValueError):
+    """The pickle does what no checkpoint does, or exceeds a bound."""
+
+
 class PickleMachine:
     """Runs one pickle's opcodes with bounded depth, size and hashing.
 
@@ -89,7 +93,7 @@ class PickleMachine:
     # --- bookkeeping --------------------------------------------------
 
     def _fail(self, message):
-        raise ValueError(message)
+        raise PickleRefusedError(message)
 
     def _count(self):
         # Every push and MARK: each costs memory for as long as it lives.

@@ -522,6 +522,10 @@ def unpickle(file, source, persistent_load=None):
         return machine.run()
     except UnsafeCheckpointError:
         raise
+    except pickle_machine.PickleRefusedError as error:
+        raise ValueError(
+            f"Cannot read {source}: {error}."  # our own, bounded message
+        ) from error
     except Exception as error:
         raise ValueError(
             f"Cannot read {source}: the pickle is truncated or corrupt, or not "
