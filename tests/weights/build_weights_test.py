@@ -42,12 +42,10 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def small_files(tmp_path_factory):
+def small_files(tmp_path_factory, files):
     """The eca_resnet18 fixture as .pth.tar, .weights.h5 and .keras."""
     folder = tmp_path_factory.mktemp("small")
-    pth = helpers.write_checkpoint(
-        SMALL, "own_legacy", folder / "eca_resnet18_k3577.pth.tar"
-    )
+    pth = files.pth
     model = applications.build_model(
         "eca_resnet18", weights=str(pth), input_shape=(96, 96, 3)
     )
