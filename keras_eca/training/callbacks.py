@@ -1,0 +1,224 @@
+"""The callbacks of a training run: progress, exact backups, last/best.
+
+`fit` is called once per epoch (so that a resumed epoch can start at its
+step), which is why the progress line counts epochs and steps itself
+instead of using Keras' progress bar, whose "Epoch 1/1" and ETA would only
+see one call.
+"""
+
+import math
+import os
+import pathlib
+import sys
+import time
+
+import keras
+
+from keras_eca.training import backup as backup_lib
+
+
+class RunPosition:
+    """Where the run is: the epoch, the step within it, its length."""
+
+    def __init__(self, epochs, steps_per_epoch, global_batch_size):
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.global_batch_size = global_batch_size
+        self.epoch = 0
+        self.first_step = 0  # step of the epoch the current `fit` began at
+
+    def step(self, batch):
+        """The epoch's step after `batch` (0-based within this `fit` call)."""
+        return self.first_step + batch + 1
+
+    def global_step(self, batch):
+        return self.epoch * self.steps_per_epoch + self.step(batch)
+
+
+def _scalar(value):
+    return float(keras.ops.convert_to_numpy(value))
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{seconds:02d}"
+    return f"{minutes}:{seconds:02d}"
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """`Epoch 3/100  1200/5004 [====>     ] loss 2.31 accuracy 0.41
+    812 img/s ETA 4:12` on one refreshed line (a new line every
+    `interval` seconds when the output is not a terminal), and one
+    summary line per epoch with the validation metrics.
+
+    It reads the logs only when it prints, so it does not make every step
+    wait for the device.
+    """
+
+    def __init__(self, position, interval=None, stream=None):
+        super().__init__()
+        self.position = position
+        self.stream = stream or sys.stdout
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.interval = interval if interval is not None else (
+            0.5 if self.tty else 30.0
+        )
+        self._epoch_start = None
+        self._last_print = 0.0
+        self._window = []  # (time, step) pairs for the recent speed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._epoch_start = now
+        self._window = [(now, self.position.first_step)]
+        self._last_print = now
+        if self.position.first_step and epoch == self.position.epoch:
+            self._write(
+                f"Epoch {epoch + 1}/{self.position.epochs}: continuing at "
+                f"step {self.position.first_step + 1}"
+                f"/{self.position.steps_per_epoch}\n"
+            )
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        step = self.position.step(batch)
+        last = step == self.position.steps_per_epoch
+        if not last and now - self._last_print < self.interval:
+            return
+        self._last_print = now
+        self._window.append((now, step))
+        self._window = self._window[-20:]
+        (t0, s0), (t1, s1) = self._window[0], self._window[-1]
+        rate = (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else 0.0
+        remaining = self.position.steps_per_epoch - step
+        total = self.position.steps_per_epoch
+        width = 24
+        filled = int(width * step / total)
+        bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (
+            width - filled
+        )
+        metrics = "  ".join(
+            f"{name} {_scalar(value):.4f}" for name, value in (logs or {}).items()
+        )
+        eta = format_duration(remaining / rate) if rate else "?"
+        images = rate * self.position.global_batch_size
+        text = (
+            f"Epoch {self.position.epoch + 1}/{self.position.epochs}  "
+            f"{step}/{total} [{bar}]  {metrics}  {images:.1f} img/s  ETA {eta}"
+        )
+        self._write(("\r" + text) if self.tty else text + "\n")
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - (self._epoch_start or time.perf_counter())
+        metrics = "  ".join(
+            f"{name} {_scalar(value):.4f}" for name, value in (logs or {}).items()
+        )
+        prefix = "\n" if self.tty else ""
+        self._write(
+            f"{prefix}Epoch {epoch + 1}/{self.position.epochs} done in "
+            f"{format_duration(seconds)}  {metrics}\n"
+        )
+
+    def _write(self, text):
+        self.stream.write(text)
+        self.stream.flush()
+
+
+class ExactBackup(keras.callbacks.Callback):
+    """Writes a `backup.write_backup` every `every` steps and after every
+    epoch, and restores one at the start of training.
+
+    The restore happens in `on_train_begin`, after `fit` has built the
+    optimizer and metrics; the metric accumulators of a mid-epoch backup
+    are put back in `on_epoch_begin`, after `fit` has reset them, so the
+    resumed epoch's logged metrics cover all its steps.
+    """
+
+    def __init__(self, path, position, every, state, write=True):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.position = position
+        self.every = every
+        self.state = state  # dict saved with the position (best metric, ...)
+        self.write = write
+        self.pending = None  # a Backup to restore at the next on_train_begin
+        self._restore_metrics = False
+        self._writer = backup_lib.BackgroundWriter() if write else None
+
+    def on_train_begin(self, logs=None):
+        if self.pending is not None:
+            self.pending.restore(self.model, groups=("model", "optimizer"))
+            self._restore_metrics = self.position.first_step > 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._restore_metrics:
+            self.pending.restore(self.model, groups=("metrics",))
+        self._restore_metrics = False
+        self.pending = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.position.step(batch)
+        if self.every and step % self.every == 0 and (
+            step != self.position.steps_per_epoch
+        ):
+            self.save(self.position.epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # After validation: a resume at the next epoch repeats nothing.
+        self.save(epoch + 1, 0)
+
+    def save(self, epoch, step):
+        if self._writer is None:
+            return
+        position = dict(self.state, epoch=epoch, step=step)
+        self._writer.write(self.path, backup_lib.snapshot(self.model), position)
+
+    def close(self):
+        """Waits for the last backup to be on disk."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ModelFiles(keras.callbacks.Callback):
+    """Saves `last.keras` after every epoch and `best.keras` when the
+    monitored metric improves, each written atomically."""
+
+    def __init__(self, folder, monitor, state, write=True):
+        super().__init__()
+        self.folder = pathlib.Path(folder)
+        self.monitor = monitor
+        self.state = state  # holds "best" across resumes
+        self.write = write
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.write:
+            save_model_atomically(self.model, self.folder / "last.keras")
+        if self.monitor not in logs:
+            return
+        value = _scalar(logs[self.monitor])
+        best = self.state.get("best")
+        higher = "loss" not in self.monitor
+        if math.isnan(value):
+            return
+        if best is None or (value > best if higher else value < best):
+            self.state["best"] = value
+            self.state["best_epoch"] = epoch + 1
+            if self.write:
+                save_model_atomically(self.model, self.folder / "best.keras")
+
+
+def save_model_atomically(model, path):
+    """`model.save(path)` through a temporary file renamed over `path`."""
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        model.save(temporary)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
