@@ -17,6 +17,8 @@ FORBIDDEN = {
     "architectures": {"applications", "conversion", "checkpoints", "layers"},
     "checkpoints": {"applications", "conversion", "layers", "benchmark"},
     "conversion": {"applications", "benchmark"},
+    # training may use data and applications; the CLI sits on top of it.
+    "training": {"cli"},
 }
 
 
