@@ -10,7 +10,7 @@ Each public name loads its module on first access (a lazy table), so
   `ConstantLearningRate`, `LinearWarmup`, `build_schedule`,
   `build_optimizer`, `build_loss`.
 - `losses`: `SparseCategoricalCrossentropy` (sparse labels with smoothing).
-- `distribution`: `Distribution`, `build_distribution`, `sync_batchnorm`,
+- `distribution`: `Distribution`, `make_distribution`, `sync_batchnorm`,
   `default_precision`, `default_jit_compile`, `resolve_precision`,
   `resolve_jit_compile`.
 """
@@ -36,7 +36,7 @@ _LAZY = {
     "build_loss": "schedules",
     "SparseCategoricalCrossentropy": "losses",
     "Distribution": "distribution",
-    "build_distribution": "distribution",
+    "make_distribution": "distribution",
     "sync_batchnorm": "distribution",
     "default_precision": "distribution",
     "default_jit_compile": "distribution",
