@@ -19,6 +19,8 @@ FORBIDDEN = {
     "conversion": {"applications", "benchmark"},
     # training may use data and applications; the CLI sits on top of it.
     "training": {"cli"},
+    # data may use applications (the ImageNet statistics), never training.
+    "data": {"training", "cli", "benchmark"},
 }
 
 
