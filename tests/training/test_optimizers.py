@@ -161,3 +161,47 @@ def test_round_trips_through_a_keras_file(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SGD(0.1, **kwargs)
+
+
+def _fit_one_step(optimizer, steps=1):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3),
+         keras.layers.BatchNormalization(), keras.layers.Dense(2)]
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(8, 2)).astype("float32")
+    model.fit(x, y, epochs=1, batch_size=8 // steps, shuffle=False, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_trains_under_mixed_precision(policy):
+    keras.config.set_dtype_policy(policy)
+    model = _fit_one_step(SGD(0.1, momentum=0.9, weight_decay=1e-4))
+    # mixed_float16 wraps ours in a LossScaleOptimizer; the update still
+    # runs in the float32 weights.
+    inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    assert isinstance(inner, SGD)
+    assert all(v.dtype == "float32" for v in model.trainable_variables)
+    assert int(keras.ops.convert_to_numpy(inner.iterations)) == 1
+    assert all(
+        np.all(np.isfinite(keras.ops.convert_to_numpy(v))) for v in model.weights
+    )
+
+
+def test_weight_ema_goes_into_the_model_when_fit_ends():
+    optimizer = SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.5)
+    model = _fit_one_step(optimizer, steps=4)
+    averages = {
+        v.path: keras.ops.convert_to_numpy(v) for v in optimizer.variables
+    }
+    plain = _fit_one_step(SGD(0.1, momentum=0.9), steps=4)
+    for weight, raw in zip(model.trainable_variables, plain.trainable_variables):
+        value = keras.ops.convert_to_numpy(weight)
+        # fit's end copied the average into the weight ...
+        average = averages[f"SGD/{weight.path.replace('/', '_')}_average"]
+        np.testing.assert_array_equal(value, average)
+        # ... which is not where the last step left it.
+        assert not np.allclose(value, keras.ops.convert_to_numpy(raw))
