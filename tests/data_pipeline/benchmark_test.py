@@ -1,0 +1,44 @@
+"""The input pipeline benchmark runs end to end on a tiny configuration (its
+figures are measured by running it; see keras_eca/benchmark/input_pipeline.py)."""
+
+import pytest
+
+from keras_eca.benchmark import input_pipeline
+
+pytestmark = pytest.mark.tensorflow_only
+
+
+def test_tiny_benchmark_reports_the_ratios(capsys):
+    result = input_pipeline.run_input_pipeline_benchmark(
+        num_images=8, min_side=40, max_side=60, image_size=16, batch_size=4,
+        repeats=2, report=print,
+    )
+    assert set(result["ratios"]) == {"pipeline_vs_plain", "decode_and_crop_speedup"}
+    assert set(result["cpu_ratios"]) == set(result["ratios"])
+    pipeline = result["ratios"]["pipeline_vs_plain"]
+    assert len(pipeline["values"]) == 2 and pipeline["target"] == 0.95
+    assert pipeline["min"] <= pipeline["median"] <= pipeline["max"]
+    assert isinstance(pipeline["met"], bool)
+    assert set(result["median"]) == {
+        "training_dataset", "plain_decode_and_crop", "plain_decode_then_crop",
+    }
+    assert all(v > 0 for v in result["median"].values())
+    assert "round 2/2" in capsys.readouterr().out
+    table = input_pipeline.format_report(result, None)
+    assert "training_dataset / plain" in table and "speed-up" in table
+
+
+def test_main_prints_the_table(capsys):
+    argv = ["--skip-fidelity", "--num-images", "4", "--min-side", "30",
+            "--max-side", "40", "--image-size", "8", "--batch-size", "2",
+            "--repeats", "1"]
+    assert input_pipeline.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "training_dataset / plain" in out and "img/s (median)" in out
+
+
+def test_benchmark_argument_errors():
+    with pytest.raises(ValueError, match="repeats=0"):
+        input_pipeline.run_input_pipeline_benchmark(repeats=0, report=None)
+    with pytest.raises(ValueError, match="variants"):
+        input_pipeline.pil_fidelity(variants=("exact",))
