@@ -52,7 +52,8 @@ def test_auto_on_this_cpu_is_one_cpu_device():
     assert distribution.name == "one_device"
     assert distribution.device_kind == "cpu"
     assert distribution.num_replicas == 1
-    assert (distribution.num_input_pipelines, distribution.input_pipeline_index) == (1, 0)
+    pipeline = (distribution.input_pipeline_index, distribution.num_input_pipelines)
+    assert pipeline == (0, 1)
     assert distribution.is_chief and distribution.worker_index == 0
     import tensorflow as tf
 
@@ -132,12 +133,16 @@ def fake_tpu(monkeypatch):
 
     calls = []
     _FakeResolver.made = []
-    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", _FakeResolver)
     monkeypatch.setattr(
-        tf.config, "experimental_connect_to_cluster", lambda r: calls.append(("connect", r))
+        tf.distribute.cluster_resolver, "TPUClusterResolver", _FakeResolver
     )
     monkeypatch.setattr(
-        tf.tpu.experimental, "initialize_tpu_system", lambda r: calls.append(("init", r))
+        tf.config, "experimental_connect_to_cluster",
+        lambda r: calls.append(("connect", r)),
+    )
+    monkeypatch.setattr(
+        tf.tpu.experimental, "initialize_tpu_system",
+        lambda r: calls.append(("init", r)),
     )
     monkeypatch.setattr(tf.distribute, "TPUStrategy", _FakeTPUStrategy)
     monkeypatch.delenv("TPU_NAME", raising=False)
@@ -312,7 +317,8 @@ def test_sync_batchnorm_keeps_the_dtype_policy():
     model = _model_with_batchnorms()
     keras.config.set_dtype_policy("float32")
     synced = sync_batchnorm(model)
-    assert {layer.dtype_policy.name for layer in synced.layers[1:]} == {"mixed_bfloat16"}
+    policies = {layer.dtype_policy.name for layer in synced.layers[1:]}
+    assert policies == {"mixed_bfloat16"}
 
 
 def test_sync_batchnorm_arguments():
@@ -405,7 +411,9 @@ def test_mirrored_with_sync_batchnorm_equals_one_device(mirrored_runs):
 @tensorflow_only
 def test_mirrored_with_per_replica_batchnorm_drifts(mirrored_runs):
     # Each replica normalises 4 images instead of 8. Measured: 2.2.
-    drift = _relative_difference(mirrored_runs["mirrored_plain"], mirrored_runs["one_device"])
+    drift = _relative_difference(
+        mirrored_runs["mirrored_plain"], mirrored_runs["one_device"]
+    )
     assert drift > 100 * TOLERANCE
 
 

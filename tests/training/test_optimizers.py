@@ -50,7 +50,9 @@ def _keras_run(optimizer, lrs):
     for lr in lrs:
         optimizer.learning_rate = lr
         grads = [
-            _gradient(keras.ops.convert_to_numpy(v), ai, bi)
+            keras.ops.convert_to_tensor(
+                _gradient(keras.ops.convert_to_numpy(v), ai, bi)
+            )
             for v, ai, bi in zip(variables, a, b)
         ]
         optimizer.apply(grads, variables)
