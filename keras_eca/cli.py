@@ -310,6 +310,62 @@ def _profile_attention(args):
     print(layer_profile.format_profile(profile))
 
 
+def _key_value(text):
+    key, sep, _ = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE, e.g. epochs=10; got {text!r}"
+        )
+    return text
+
+
+def _train(args):
+    from keras_eca import training
+
+    training.train(
+        args.model,
+        args.dataset,
+        args.output,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+        recipe=args.recipe,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        seed=args.seed,
+        strategy=args.strategy,
+        tpu=args.tpu,
+        sync_batchnorm=args.sync_batchnorm,
+        backup_every=args.backup_every,
+        overrides=args.set or (),
+        weights=args.weights,
+        deterministic=args.deterministic,
+    )
+
+
+def _evaluate(args):
+    from keras_eca import training
+
+    training.evaluate(
+        args.model,
+        args.weights,
+        args.dataset,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+        split=args.split,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+    )
+
+
+def _list_recipes(args):
+    from keras_eca import training
+
+    for name in training.list_recipes():
+        print(training.get_recipe(name).describe() if args.verbose else name)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-eca",
@@ -413,6 +469,94 @@ def build_parser():
         help="side of the synthetic test image, at least 32 (default 224)",
     )
     convert.set_defaults(run=_convert)
+
+    train = commands.add_parser(
+        "train",
+        parents=[common],
+        help="train a model with a paper's recipe; the same command with the "
+        "same --output resumes a killed run at the step it stopped",
+    )
+    train.add_argument("--model", required=True, help="see `keras-eca list-models`")
+    train.add_argument(
+        "--dataset", required=True,
+        help="a TFDS name (imagenet2012, tf_flowers, ...) or a folder of "
+        "class subfolders",
+    )
+    train.add_argument("--data-dir", help="TFDS data folder")
+    train.add_argument(
+        "--manual-dir", help="TFDS manual download folder (imagenet2012's tars)"
+    )
+    train.add_argument(
+        "--recipe", help="see `keras-eca list-recipes`; default: the "
+        "architecture's paper recipe",
+    )
+    train.add_argument("--image-size", type=_positive_int)
+    train.add_argument(
+        "--batch-size", type=_positive_int,
+        help="global batch size (all replicas); the learning rate follows "
+        "the recipe's scaling rule",
+    )
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument(
+        "--steps-per-epoch", type=_positive_int,
+        help="default: one pass over the training data",
+    )
+    train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--strategy", default="auto",
+        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
+        help="auto: all local GPUs, else one device (default)",
+    )
+    train.add_argument("--tpu", help="TPU resolver address (with --strategy tpu)")
+    train.add_argument(
+        "--sync-batchnorm", action="store_true",
+        help="BatchNorm statistics over the global batch (small per-replica "
+        "batches)",
+    )
+    train.add_argument(
+        "--backup-every", type=_positive_int, metavar="N",
+        help="write an exact backup every N steps (and after each epoch)",
+    )
+    train.add_argument(
+        "--set", action="append", type=_key_value, metavar="KEY=VALUE",
+        help="override a recipe field (repeatable), e.g. --set "
+        "label_smoothing=0.1",
+    )
+    train.add_argument("--weights", help="initial weights, as for the builders")
+    train.add_argument(
+        "--deterministic", action="store_true",
+        help="also make TensorFlow's ops deterministic (slower on GPU)",
+    )
+    train.add_argument("--output", required=True, metavar="RUN_DIR")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[common],
+        help="top-1 / top-5 with the weights' own evaluation preprocessing, "
+        "beside the published figures",
+    )
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument(
+        "--weights", required=True,
+        help="a table name (`keras-eca list-weights`), imagenet, or a file "
+        "such as a run's model.keras",
+    )
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--manual-dir")
+    evaluate.add_argument("--split", default="validation")
+    evaluate.add_argument("--image-size", type=_positive_int)
+    evaluate.add_argument("--batch-size", type=_positive_int, default=64)
+    evaluate.set_defaults(run=_evaluate)
+
+    recipes = commands.add_parser(
+        "list-recipes", parents=[common], help="the training recipes"
+    )
+    recipes.add_argument(
+        "-v", "--verbose", action="store_true", help="print every field"
+    )
+    recipes.set_defaults(run=_list_recipes)
 
     bench = commands.add_parser(
         "benchmark",

@@ -13,6 +13,10 @@ Each public name loads its module on first access (a lazy table), so
 - `distribution`: `Distribution`, `make_distribution`, `sync_batchnorm`,
   `default_precision`, `default_jit_compile`, `resolve_precision`,
   `resolve_jit_compile`.
+- `run`: `train` (a run folder, exact resume), `TrainingRun`,
+  `resolve_recipe`.
+- `evaluation`: `evaluate` (top-1/top-5 with the weights' own
+  preprocessing), `evaluation_settings`.
 """
 
 import importlib
@@ -42,6 +46,11 @@ _LAZY = {
     "default_jit_compile": "distribution",
     "resolve_precision": "distribution",
     "resolve_jit_compile": "distribution",
+    "train": "run",
+    "TrainingRun": "run",
+    "resolve_recipe": "run",
+    "evaluate": "evaluation",
+    "evaluation_settings": "evaluation",
 }
 
 __all__ = sorted(_LAZY)

@@ -9,6 +9,7 @@ see one call.
 import math
 import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -207,8 +208,8 @@ class ModelFiles(keras.callbacks.Callback):
         if best is None or (value > best if higher else value < best):
             self.state["best"] = value
             self.state["best_epoch"] = epoch + 1
-            if self.write:
-                save_model_atomically(self.model, self.folder / "best.keras")
+            if self.write:  # a copy of last.keras: faster than a 2nd save
+                copy_atomically(self.folder / "last.keras", self.folder / "best.keras")
 
 
 def save_model_atomically(model, path):
@@ -222,3 +223,10 @@ def save_model_atomically(model, path):
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def copy_atomically(source, path):
+    """Copies `source` to `path` through a temporary file renamed over it."""
+    with open(source, "rb") as file:
+        backup_lib.write_atomically(path, lambda out: shutil.copyfileobj(file, out))
+

@@ -1,0 +1,518 @@
+"""`train()`: one run of a recipe in a run folder, resumable to the step.
+
+A run folder holds:
+
+- `run.json`: the settings (model, dataset, resolved recipe, ...), the
+  package versions and, once done, `"finished": true` and the final logs;
+- `recipe.json`: the resolved recipe, as printed at the start;
+- `backup/state.npz`: the latest exact backup (see `backup`);
+- `last.keras` (after every epoch), `best.keras` (best validation
+  accuracy, or training accuracy without validation data);
+- `log.csv` (one row per epoch) and `logs/` (TensorBoard);
+- at the end, `model.keras` and a SavedModel in `saved_model/`.
+
+Running the same command with the same folder resumes after the last
+backup: the model, optimizer and metric states are restored and the input
+pipeline, a pure function of (seed, epoch, step), starts at the step after
+it, so the resumed run trains every step exactly once. Under
+`multi_worker` every worker restores the chief's backup (the folder must be
+shared, as for any multi-worker job) and only the chief writes files.
+"""
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import pathlib
+import shutil
+import sys
+import tempfile
+import time
+
+import keras
+
+from keras_eca import data as data_lib
+from keras_eca.applications import build_model
+from keras_eca.applications import registry
+from keras_eca.applications.preprocessing import IMAGENET_MEAN
+from keras_eca.applications.preprocessing import IMAGENET_STD
+from keras_eca.training import backup as backup_lib
+from keras_eca.training import callbacks as callbacks_lib
+from keras_eca.training import distribution as distribution_lib
+from keras_eca.training import recipes as recipes_lib
+from keras_eca.training import schedules
+
+BACKUP_FILE = "backup/state.npz"
+# Settings that must equal the stored ones for a folder to be resumed; the
+# strategy may change (the global batch and the data do not depend on it).
+RESUME_KEYS = ("model", "dataset", "recipe", "validation_fraction", "weights")
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """What `train()` returns."""
+
+    run_dir: pathlib.Path
+    model: keras.Model
+    history: list
+    resumed_from: dict | None
+    seconds: float
+
+
+def resolve_recipe(
+    recipe,
+    architecture,
+    overrides=(),
+    **arguments,
+):
+    """The recipe of a run: a named recipe (or the architecture's default),
+    then `--set` overrides, then the explicit arguments that are not None
+    (`image_size=`, `batch_size=`, `epochs=`, `steps_per_epoch=`,
+    `seed=`, `backup_every=`)."""
+    name = recipe or recipes_lib.default_recipe_for(architecture)
+    resolved = recipes_lib.apply_overrides(
+        recipes_lib.get_recipe(name), list(overrides)
+    )
+    explicit = {key: value for key, value in arguments.items() if value is not None}
+    return dataclasses.replace(resolved, **explicit) if explicit else resolved
+
+
+def train(
+    model,
+    dataset,
+    output,
+    *,
+    data_dir=None,
+    manual_dir=None,
+    recipe=None,
+    image_size=None,
+    batch_size=None,
+    epochs=None,
+    steps_per_epoch=None,
+    seed=None,
+    strategy="auto",
+    tpu=None,
+    sync_batchnorm=False,
+    backup_every=None,
+    overrides=(),
+    weights=None,
+    validation_fraction=None,
+    deterministic=False,
+    export=True,
+    callbacks=(),
+    stream=None,
+):
+    """Trains `model` on `dataset` with a recipe, in the run folder `output`.
+
+    The Python form of `keras-eca train`; see the module docstring for the
+    run folder and resuming.
+
+    Args:
+        model: str. A registry key (`keras-eca list-models`).
+        dataset: a TFDS name (`"imagenet2012"`, `"tf_flowers"`, ...), a
+            folder of class subfolders, or `(images, labels)` arrays.
+        output: the run folder. An existing run's folder is resumed.
+        data_dir, manual_dir: TFDS's data and manual download folders.
+        recipe: a name of `keras_eca.training.list_recipes()`. Defaults to
+            the architecture's paper recipe.
+        image_size, batch_size, epochs, steps_per_epoch, seed,
+            backup_every: override the recipe's field. The batch size is
+            global (all replicas); steps_per_epoch defaults to one pass
+            over the training data.
+        strategy: `"auto"`, `"one_device"`, `"mirrored"`, `"multi_worker"`
+            or `"tpu"` (with `tpu=` the resolver address).
+        sync_batchnorm: synchronise BatchNorm statistics across replicas.
+        overrides: `"key=value"` strings, as `--set`.
+        weights: initial weights, as `build_model(weights=...)`.
+        validation_fraction: hold out this stratified fraction of a folder
+            or arrays source for validation (TFDS datasets use their
+            `validation` split when they have one).
+        deterministic: also make TensorFlow's ops deterministic
+            (`tf.config.experimental.enable_op_determinism`), slower on GPU.
+        export: write `model.keras` and `saved_model/` at the end.
+        callbacks: extra Keras callbacks, called before the backup's.
+        stream: where progress goes. Defaults to standard output.
+
+    Returns:
+        A `TrainingRun`.
+    """
+    started = time.perf_counter()
+    stream = stream or sys.stdout
+    registry.check_model_name(model)
+    rec = resolve_recipe(
+        recipe,
+        model,
+        overrides,
+        image_size=image_size,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        seed=seed,
+        backup_every=backup_every,
+    )
+    folder = pathlib.Path(output)
+    settings = {
+        "model": model,
+        "dataset": _describe_dataset(dataset),
+        "recipe": rec.to_dict(),
+        "validation_fraction": validation_fraction,
+        "weights": None if weights is None else str(weights),
+        "strategy": strategy,
+        "sync_batchnorm": bool(sync_batchnorm),
+        "data_dir": None if data_dir is None else str(data_dir),
+    }
+    previous = _read_json(folder / "run.json")
+    if previous is not None:
+        _check_same_run(folder, previous, settings)
+        if previous.get("finished"):
+            _say(stream, f"{folder} holds a finished run; nothing to do.")
+            return TrainingRun(
+                folder,
+                keras.saving.load_model(folder / "model.keras"),
+                _read_history(folder / "log.csv"),
+                None,
+                0.0,
+            )
+    dist = distribution_lib.make_distribution(strategy, tpu=tpu)
+    policy = rec.mixed_precision
+    if policy == "auto":
+        policy = distribution_lib.default_precision(dist)
+    jit = rec.jit_compile
+    if jit == "auto":
+        jit = distribution_lib.default_jit_compile(dist)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+    train_source = data_lib.resolve_source(
+        dataset,
+        split="train",
+        data_dir=data_dir,
+        manual_dir=manual_dir,
+        validation_fraction=validation_fraction,
+        seed=rec.seed,
+    )
+    val_source = _validation_source(
+        dataset, data_dir, manual_dir, validation_fraction, rec.seed
+    )
+    global_batch = rec.batch_size
+    steps = rec.steps_per_epoch or data_lib.steps_per_epoch(
+        train_source, global_batch
+    )
+    if global_batch % dist.num_replicas:
+        raise ValueError(
+            f"The global batch size must be a multiple of the "
+            f"{dist.num_replicas} replicas. Received: batch_size={global_batch}"
+        )
+
+    # Seeded here, after the data is resolved: preparing a TFDS dataset
+    # draws random numbers, and the initial weights must not depend on
+    # whether this process prepared it.
+    keras.utils.set_random_seed(rec.seed)
+    with _dtype_policy(policy), dist.scope():
+        net = build_model(
+            model,
+            weights=weights,
+            input_shape=(rec.image_size, rec.image_size, 3),
+            classes=train_source.num_classes,
+            classifier_activation=None,
+        )
+        if sync_batchnorm:
+            net = distribution_lib.sync_batchnorm(net)
+        net.compile(
+            optimizer=schedules.build_optimizer(
+                rec, global_batch_size=global_batch, steps_per_epoch=steps
+            ),
+            loss=schedules.build_loss(rec, from_logits=True),
+            metrics=[
+                keras.metrics.SparseCategoricalAccuracy("accuracy"),
+                keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),
+            ],
+            jit_compile=jit,
+        )
+
+    chief = dist.is_chief
+    if chief:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_partial_files(folder)
+        _write_json(folder / "recipe.json", rec.to_dict())
+        _write_json(folder / "run.json", dict(settings, finished=False))
+    _say(stream, f"Run folder: {folder}")
+    _say(stream, rec.describe())
+    _say(
+        stream,
+        f"{model}: {net.count_params():,} parameters, "
+        f"{train_source.num_classes} classes, {train_source.num_examples:,} "
+        f"training images ({steps} steps of {global_batch} per epoch), "
+        f"{dist.describe()}, {policy}, jit_compile={jit}",
+    )
+
+    position = callbacks_lib.RunPosition(rec.epochs, steps, global_batch)
+    state = {}
+    saved = backup_lib.read_backup(folder / BACKUP_FILE)
+    start_epoch, start_step = 0, 0
+    if saved is not None:
+        start_epoch, start_step = saved.position["epoch"], saved.position["step"]
+        state.update(
+            {k: v for k, v in saved.position.items() if k not in ("epoch", "step")}
+        )
+        _say(
+            stream,
+            f"Resuming from epoch {start_epoch + 1}, step {start_step} "
+            f"({start_epoch * steps + start_step} steps done; backup "
+            f"{folder / BACKUP_FILE})",
+        )
+        if chief:
+            _truncate_history(folder / "log.csv", start_epoch)
+    monitor = "val_accuracy" if val_source is not None else "accuracy"
+    backup = callbacks_lib.ExactBackup(
+        folder / BACKUP_FILE, position, rec.backup_every, state, write=chief
+    )
+    backup.pending = saved
+    extra_callbacks = list(callbacks)
+    callbacks = [callbacks_lib.ProgressLine(position, stream=stream)]
+    if chief:
+        callbacks += [
+            callbacks_lib.ModelFiles(folder, monitor, state),
+            keras.callbacks.CSVLogger(str(folder / "log.csv"), append=True),
+            keras.callbacks.TensorBoard(str(folder / "logs"), write_graph=False),
+        ]
+    callbacks += extra_callbacks
+    callbacks.append(backup)  # last: a backup means the epoch's files exist
+
+    validation = None
+    if val_source is not None:
+        validation = dist.distribute_dataset(
+            lambda input_pipeline, num_replicas: data_lib.evaluation_dataset(
+                val_source,
+                image_size=rec.image_size,
+                crop_pct=rec.eval_crop_pct,
+                interpolation=rec.eval_interpolation,
+                mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
+                batch_size=global_batch // num_replicas,
+                input_pipeline=input_pipeline,
+            )
+        )
+    # Keras copies the weights' EMA into the model when `fit` ends; with
+    # one `fit` per epoch that would train on the average from the second
+    # epoch on, so the copy waits for the last epoch.
+    finalize = None
+    if rec.ema_decay is not None:
+        finalize = net.optimizer.finalize_variable_values
+        net.optimizer.finalize_variable_values = lambda variables: None
+    try:
+        _fit_epochs(
+            net, dist, train_source, validation, rec, steps, position,
+            start_epoch, start_step, callbacks,
+        )
+    finally:
+        backup.close()
+        if finalize is not None:
+            del net.optimizer.finalize_variable_values
+    if finalize is not None:
+        with dist.scope():
+            finalize(net.trainable_variables)
+    seconds = time.perf_counter() - started
+    history = _read_history(folder / "log.csv") if chief else []
+    if chief:
+        if export:
+            callbacks_lib.save_model_atomically(net, folder / "model.keras")
+            _export_saved_model(net, folder / "saved_model")
+        final = history[-1] if history else {}
+        _write_json(
+            folder / "run.json",
+            dict(
+                settings,
+                finished=True,
+                final=final,
+                best=state.get("best"),
+                best_epoch=state.get("best_epoch"),
+                monitor=monitor,
+            ),
+        )
+    _say(stream, f"Finished in {callbacks_lib.format_duration(seconds)}: {folder}")
+    resumed = None if saved is None else {"epoch": start_epoch, "step": start_step}
+    return TrainingRun(folder, net, history, resumed, seconds)
+
+
+def _fit_epochs(
+    net, dist, train_source, validation, rec, steps, position,
+    start_epoch, start_step, callbacks,
+):
+    """One `fit` call per epoch, the first one from the resumed step."""
+    global_batch = rec.batch_size
+    for epoch in range(start_epoch, rec.epochs):
+        first = start_step if epoch == start_epoch else 0
+        if first >= steps:
+            continue
+        position.epoch, position.first_step = epoch, first
+        train_data = dist.distribute_dataset(
+            lambda input_pipeline, num_replicas, epoch=epoch, first=first: (
+                data_lib.training_dataset(
+                    train_source,
+                    image_size=rec.image_size,
+                    global_batch_size=global_batch,
+                    seed=rec.seed,
+                    epoch=epoch,
+                    start_step=first,
+                    steps=steps,
+                    num_replicas=num_replicas,
+                    input_pipeline=input_pipeline,
+                    mean=IMAGENET_MEAN,
+                    std=IMAGENET_STD,
+                    scale=rec.crop_scale,
+                    ratio=rec.crop_ratio,
+                    flip=rec.flip,
+                )
+            )
+        )
+        net.fit(
+            train_data,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            steps_per_epoch=steps - first,
+            validation_data=validation,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, keyed by (seed, epoch)
+            verbose=0,
+        )
+
+
+def _remove_partial_files(folder):
+    # Left by a kill during an atomic write; the complete file is beside it.
+    for partial in folder.rglob(".*.partial*"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+
+
+def _validation_source(dataset, data_dir, manual_dir, validation_fraction, seed):
+    """The validation split, or `None` when the dataset has none: arrays
+    and one-level folders without `validation_fraction`, TFDS datasets
+    without a `validation` split (e.g. tf_flowers)."""
+    if isinstance(dataset, (tuple, list)) and validation_fraction is None:
+        return None
+    try:
+        source = data_lib.resolve_source(
+            dataset,
+            split="validation",
+            data_dir=data_dir,
+            manual_dir=manual_dir,
+            validation_fraction=validation_fraction,
+            seed=seed,
+        )
+    except ValueError:
+        if validation_fraction is not None:
+            raise
+        return None
+    return source if source.num_examples else None
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy):
+    previous = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _describe_dataset(dataset):
+    if isinstance(dataset, (str, pathlib.Path)):
+        return str(dataset)
+    return "arrays"
+
+
+def _check_same_run(folder, previous, settings):
+    differences = [
+        f"{key}: {previous.get(key)!r} there, {settings[key]!r} now"
+        for key in RESUME_KEYS
+        if previous.get(key) != settings[key]
+    ]
+    if differences:
+        raise ValueError(
+            f"The output folder {folder} holds another run; resuming it "
+            "needs the same settings, or pass another --output. Differences:\n"
+            + "\n".join(differences)
+        )
+
+
+def _export_saved_model(model, path):
+    """A SavedModel written beside `path` and renamed into place."""
+    from keras_eca import export as export_lib
+
+    path = pathlib.Path(path)
+    temporary = pathlib.Path(
+        tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    )
+    try:
+        export_lib.export_saved_model(model, temporary / "model")
+        if path.exists():
+            shutil.rmtree(path)
+        (temporary / "model").rename(path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _read_json(path):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _write_json(path, value):
+    text = json.dumps(value, indent=2, sort_keys=True) + "\n"
+    backup_lib.write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def _read_history(path):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return [
+            {key: _number(key, value) for key, value in row.items()}
+            for row in csv.DictReader(file)
+        ]
+
+
+def _number(key, text):
+    if key == "epoch":
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:  # CSVLogger's "NA" for a missing value
+        return None
+
+
+def _truncate_history(path, epoch):
+    """Drops the CSV rows of epochs >= `epoch` (written before a kill that
+    came ahead of their backup), so each epoch has one row."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) < epoch]
+    if len(kept) == len(rows):
+        return
+
+    def write(file):
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(kept)
+        file.write(text.getvalue().encode())
+
+    backup_lib.write_atomically(path, write)
+
+
+def _say(stream, text):
+    stream.write(text + "\n")
+    stream.flush()

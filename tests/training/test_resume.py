@@ -1,0 +1,177 @@
+"""The smoke run: real TFDS ImageNet layout -> train -> SIGKILL -> resume ->
+evaluate -> export, against an uninterrupted run of the same command.
+
+Each run is its own process (`tests/training/train_worker.py`), killed with
+SIGKILL: nothing of the killed process runs after the signal, as on a
+preempted machine.
+"""
+
+import json
+import os
+import pathlib
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_eca.testing import fake_imagenet
+
+pytestmark = pytest.mark.tensorflow_only
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+STEPS_PER_EPOCH = 4
+EPOCHS = 2
+
+
+def _run_worker(settings, *flags, expect_kill=False):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.training.train_worker", json.dumps(settings)]
+        + [str(flag) for flag in flags],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if expect_kill:
+        assert process.returncode == -9, process.stdout + process.stderr
+    else:
+        assert process.returncode == 0, process.stdout + process.stderr
+    return process.stdout
+
+
+def _backup_arrays(run_dir):
+    with np.load(run_dir / "backup" / "state.npz") as saved:
+        return {key: saved[key] for key in saved.files if key != "__meta__"}
+
+
+@pytest.fixture(scope="module")
+def imagenet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imagenet")
+    manual = fake_imagenet.write_imagenet_manual_dir(
+        root / "manual", train_per_synset=16, validation=8
+    )
+    return {"manual_dir": str(manual), "data_dir": str(root / "tfds")}
+
+
+def _settings(imagenet, output):
+    return dict(
+        model="eca_resnet18",
+        dataset="imagenet2012",
+        output=str(output),
+        recipe="smoke",
+        image_size=32,
+        batch_size=8,
+        epochs=EPOCHS,
+        steps_per_epoch=STEPS_PER_EPOCH,
+        seed=3,
+        backup_every=2,
+        # Without it two uninterrupted CPU runs already differ in the last
+        # bits (TensorFlow's multi-threaded CPU kernels sum in any order).
+        deterministic=True,
+        **imagenet,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(imagenet, tmp_path_factory):
+    """The uninterrupted run every resumed one must equal."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    _run_worker(_settings(imagenet, run_dir))
+    return run_dir
+
+
+def _assert_same_run(reference, resumed, note):
+    """Bitwise: every model, optimizer and metric variable of the final
+    backup, the exported model's weights and the per-epoch log."""
+    expected, actual = _backup_arrays(reference), _backup_arrays(resumed)
+    assert expected.keys() == actual.keys()
+    different = [
+        key for key in expected if not np.array_equal(expected[key], actual[key])
+    ]
+    assert not different, f"{note}: {different[:5]}"
+    import keras
+
+    a = keras.saving.load_model(reference / "model.keras", compile=False)
+    b = keras.saving.load_model(resumed / "model.keras", compile=False)
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(x, y)
+    rows = (resumed / "log.csv").read_text().splitlines()
+    assert len(rows) == 1 + EPOCHS  # header + one row per epoch, no repeats
+    assert rows == (reference / "log.csv").read_text().splitlines()
+    assert not list(resumed.rglob(".*.partial*"))
+    return b
+
+
+def test_smoke_run_killed_during_a_save_resumes_exactly(imagenet, reference, tmp_path):
+    """data -> fit -> SIGKILL -> resume -> evaluate -> export."""
+    resumed = tmp_path / "resumed"
+    settings = _settings(imagenet, resumed)
+    # Killed half way through its 2nd backup (the one after epoch 1): the
+    # 1st, after step 2, is complete, so the run resumes mid-epoch.
+    _run_worker(settings, "--kill-during-save", 2, expect_kill=True)
+    assert list((resumed / "backup").glob(".state.npz.*.partial"))
+    out = _run_worker(settings)
+    assert "Resuming from epoch 1, step 2 (2 steps done" in out
+    model = _assert_same_run(reference, resumed, "killed during the 2nd save")
+
+    run = json.loads((resumed / "run.json").read_text())
+    assert run["finished"] and run["recipe"]["name"] == "smoke"
+    for name in ("last.keras", "best.keras", "recipe.json", "logs"):
+        assert (resumed / name).exists(), name
+
+    # The SavedModel serves what the .keras model predicts.
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3))
+    images = images.astype("float32")
+    loaded = tf.saved_model.load(str(resumed / "saved_model"))
+    served = loaded.serve(images)
+    np.testing.assert_allclose(
+        served.numpy(), model(images, training=False).numpy(), rtol=1e-5, atol=1e-5
+    )
+
+    # Evaluated with the run's own recipe (32 px, crop 0.875).
+    from keras_eca import cli
+
+    code = cli.main(
+        [
+            "evaluate",
+            "--model",
+            "eca_resnet18",
+            "--weights",
+            str(resumed / "model.keras"),
+            "--dataset",
+            "imagenet2012",
+            "--data-dir",
+            imagenet["data_dir"],
+            "--manual-dir",
+            imagenet["manual_dir"],
+        ]
+    )
+    assert code == 0
+
+
+@pytest.mark.slow
+def test_killed_at_a_random_step_and_during_a_save_resumes_exactly(
+    imagenet, reference, tmp_path
+):
+    resumed = tmp_path / "resumed"
+    settings = _settings(imagenet, resumed)
+    total = STEPS_PER_EPOCH * EPOCHS
+    # A random step after the first backup (step 2), not an epoch end;
+    # printed when the test fails.
+    kill_step = random.choice([s for s in range(3, total) if s % STEPS_PER_EPOCH])
+    print(f"killing at global step {kill_step}")
+    _run_worker(settings, "--kill-at-step", kill_step, expect_kill=True)
+    assert (resumed / "backup" / "state.npz").is_file()
+    # The next process dies half way through its first backup file...
+    out = _run_worker(settings, "--kill-during-save", 1, expect_kill=True)
+    assert "Resuming from epoch" in out
+    # ... and the last one finishes the run from the backup before it.
+    out = _run_worker(settings)
+    assert "Resuming from epoch" in out
+    _assert_same_run(reference, resumed, f"killed at step {kill_step}")

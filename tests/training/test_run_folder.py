@@ -1,0 +1,33 @@
+"""The run folder's rules: recipe precedence, refusing another run, the log."""
+
+import pytest
+
+from keras_eca.training import run as run_lib
+
+
+def test_the_explicit_arguments_override_set_which_overrides_the_recipe():
+    recipe = run_lib.resolve_recipe(
+        None, "eca_resnet50", ["epochs=7", "batch_size=64"], epochs=3
+    )
+    assert recipe.name == "eca_resnet"
+    assert (recipe.epochs, recipe.batch_size) == (3, 64)
+    assert run_lib.resolve_recipe(None, "sa_resnet50").epochs == 90
+    with pytest.raises(ValueError, match="epochz"):
+        run_lib.resolve_recipe("smoke", "resnet18", ["epochz=1"])
+
+
+def test_a_folder_of_another_run_is_not_resumed(tmp_path):
+    previous = {"model": "resnet18", "dataset": "a", "recipe": {"epochs": 1},
+                "validation_fraction": None, "weights": None}
+    now = dict(previous, model="resnet34")
+    with pytest.raises(ValueError, match="model: 'resnet18' there, 'resnet34' now"):
+        run_lib._check_same_run(tmp_path, previous, now)
+    run_lib._check_same_run(tmp_path, previous, dict(previous, strategy="mirrored"))
+
+
+def test_history_rows_of_unbacked_epochs_are_dropped(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss\n0,2.0\n1,1.5\n1,1.4\n")
+    run_lib._truncate_history(path, 1)
+    assert path.read_text() == "epoch,loss\n0,2.0\n"
+    assert run_lib._read_history(path) == [{"epoch": 0, "loss": 2.0}]
