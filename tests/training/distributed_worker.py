@@ -8,7 +8,7 @@ BatchNorm. MODE `multi_worker`: one MultiWorkerMirroredStrategy worker
 (TF_CONFIG from the environment), synchronized BatchNorm. MODE `jax`
 (KERAS_BACKEND=jax, 2 host devices): DataParallel and one device. Each run
 trains the same tiny ECA-ResNet from the same initial weights on the same
-batches, and OUT.npz gets every run's final weights as `RUN/INDEX`.
+batches (`keras_eca.data.training_dataset` on arrays), and OUT.npz gets every run's final weights as `RUN/INDEX`.
 
 Logical devices and collective ops must be configured before TensorFlow
 runs an op, hence a fresh process per mode.
@@ -37,6 +37,8 @@ import keras  # noqa: E402
 keras.config.disable_traceback_filtering()
 import numpy as np  # noqa: E402
 
+from keras_eca.data import resolve_source  # noqa: E402
+from keras_eca.data import training_dataset  # noqa: E402
 from keras_eca.layers import EfficientChannelAttention  # noqa: E402
 from keras_eca.layers import FoldedBatchNormalization  # noqa: E402
 from keras_eca.training import apply_overrides  # noqa: E402
@@ -60,26 +62,30 @@ tf.config.experimental.enable_op_determinism()
 
 DEVICES = {}
 _rng = np.random.default_rng(SEED)
-IMAGES = _rng.normal(size=(GLOBAL_BATCH * STEPS, IMAGE, IMAGE, 3)).astype(
-    "float32"
+# Arrays through the project's own training pipeline: shuffle, stateless
+# RandomResizedCrop + flip keyed by (seed, epoch, index), replica batches.
+SOURCE = resolve_source(
+    (
+        _rng.integers(0, 256, size=(GLOBAL_BATCH * STEPS, 24, 24, 3), dtype="uint8"),
+        _rng.integers(0, CLASSES, size=GLOBAL_BATCH * STEPS).astype("int32"),
+    )
 )
-LABELS = _rng.integers(0, CLASSES, size=GLOBAL_BATCH * STEPS).astype("int32")
 
 
 def dataset_fn(input_pipeline, num_replicas):
-    """Replica batches as `keras_eca.data.training_dataset` orders them:
-    global step j is replica batches j*R .. j*R+R-1 of one (shuffled)
-    stream, and pipeline i of n keeps those of its R/n replicas."""
-    index, pipelines = input_pipeline
-    per_pipeline = num_replicas // pipelines
-    stream = tf.data.Dataset.from_tensor_slices((IMAGES, LABELS)).shuffle(
-        len(LABELS), seed=SEED, reshuffle_each_iteration=False
+    return training_dataset(
+        SOURCE,
+        image_size=IMAGE,
+        global_batch_size=GLOBAL_BATCH,
+        seed=SEED,
+        epoch=0,
+        steps=STEPS,
+        num_replicas=num_replicas,
+        input_pipeline=input_pipeline,
+        scale=RECIPE.crop_scale,
+        ratio=RECIPE.crop_ratio,
+        flip=RECIPE.flip,
     )
-    batches = stream.batch(GLOBAL_BATCH // num_replicas, drop_remainder=True)
-    mine = batches.enumerate().filter(
-        lambda k, _: (k % num_replicas) // per_pipeline == index
-    )
-    return mine.map(lambda _, batch: batch)
 
 
 def replica_order(distribution, steps=3):
