@@ -180,7 +180,9 @@ def training_dataset(
         )
     scale = transforms.check_range("scale", scale, 0.0, 1.0)
     if scale[1] <= 0:
-        raise ValueError(f"`scale` must allow a non-empty crop. Received: scale={scale!r}")
+        raise ValueError(
+            f"`scale` must allow a non-empty crop. Received: scale={scale!r}"
+        )
     ratio = transforms.check_range("ratio", ratio, 1e-6, 1e6)
     mean255, std255 = transforms.check_stats(mean, std)
     channels_first = _check_data_format(data_format)
@@ -204,7 +206,9 @@ def training_dataset(
         stream = stream.filter(
             lambda k, key: tf.equal((k % global_batch_size) // share, index)
         )
-    augment_key = tf.constant(_derived_seed(seed, epoch, _AUGMENT_SALT), tf.int64)
+    augment_key = tf.constant(
+        _derived_seed(seed, epoch, _AUGMENT_SALT), tf.int64
+    )
     encoded = source.encoded
     load = source._load
 
@@ -301,7 +305,10 @@ def evaluation_dataset(
     def make_example(*key):
         image, label = load(*key)
         if encoded:
-            image = transforms.decode_image(image, dct_method="INTEGER_ACCURATE")
+            # PIL decodes with libjpeg's accurate integer DCT.
+            image = transforms.decode_image(
+                image, dct_method="INTEGER_ACCURATE"
+            )
         image = transforms.evaluation_transform(
             image,
             image_size=image_size,
@@ -313,7 +320,9 @@ def evaluation_dataset(
     keys = source._keys(None)
     if count > 1:
         keys = keys.shard(count, index)
-    ds = keys.map(make_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = keys.map(
+        make_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
     ds = ds.batch(batch_size)
     if channels_first:
         ds = ds.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y))

@@ -385,8 +385,9 @@ def _folder_source(root, split, validation_fraction, seed):
         if validation_dirs and validation_fraction is not None:
             raise ValueError(
                 f"Folder {root!r} has its own validation folder "
-                f"({validation_dirs[0]!r}); `validation_fraction` must be None "
-                f"with it. Received: validation_fraction={validation_fraction!r}"
+                f"({validation_dirs[0]!r}); `validation_fraction` must be "
+                "None with it. Received: "
+                f"validation_fraction={validation_fraction!r}"
             )
         if kind == "validation" and validation_fraction is None:
             if not validation_dirs:
@@ -401,7 +402,9 @@ def _folder_source(root, split, validation_fraction, seed):
                     f"Validation folder {folder!r} has classes that the "
                     f"training folder lacks: {unknown}"
                 )
-            paths, labels = _class_files(folder, class_names, allow_missing=True)
+            paths, labels = _class_files(
+                folder, class_names, allow_missing=True
+            )
         else:
             paths, labels = _class_files(train_dir, class_names)
     else:

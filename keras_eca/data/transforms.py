@@ -207,10 +207,13 @@ def training_transform(
         jpeg = is_jpeg(image)
 
         def jpeg_shape():
-            return tf.zeros([0, 0, 3], tf.uint8), tf.io.extract_jpeg_shape(image)
+            shape = tf.io.extract_jpeg_shape(image)
+            return tf.zeros([0, 0, 3], tf.uint8), shape
 
         def decode_other():
-            decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
+            decoded = tf.io.decode_image(
+                image, channels=3, expand_animations=False
+            )
             decoded = tf.ensure_shape(decoded, [None, None, 3])
             return decoded, tf.shape(decoded)
 
@@ -309,13 +312,16 @@ def evaluation_transform(
     method = check_interpolation(interpolation)
     if not (is_finite_number(crop_pct) and 0 < crop_pct <= 1):
         raise ValueError(
-            f"`crop_pct` must be a number in (0, 1]. Received: crop_pct={crop_pct!r}"
+            "`crop_pct` must be a number in (0, 1]. "
+            f"Received: crop_pct={crop_pct!r}"
         )
     image = tf.convert_to_tensor(image)
     shape = tf.shape(image)
     size = resized_size(shape[0], shape[1], int(image_size / crop_pct))
     if method == "nearest":
-        resized = tf.image.resize(tf.cast(image, tf.float32), size, method="nearest")
+        resized = tf.image.resize(
+            tf.cast(image, tf.float32), size, method="nearest"
+        )
     else:
         resized = pil_resize(image, size, method)
     # Python's round() rounds half to even, as tf.round does.

@@ -135,7 +135,8 @@ def write_imagenet_manual_dir(
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(
-                f"`{name}` must be a non-negative int. Received: {name}={value!r}"
+                f"`{name}` must be a non-negative int. "
+                f"Received: {name}={value!r}"
             )
     if validation > 50000:
         raise ValueError(
