@@ -6,6 +6,7 @@ All functions take and return single images (HWC); the pipelines map them.
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from keras_eca._checks import is_finite_number
@@ -66,7 +67,7 @@ def check_stats(mean, std):
     """`mean` and `std` as float32 constants on the 0..255 scale."""
     for name, value in (("mean", mean), ("std", std)):
         ok = (
-            isinstance(value, (tuple, list))
+            isinstance(value, (tuple, list, np.ndarray))
             and len(value) == 3
             and all(is_finite_number(v) for v in value)
         )
@@ -77,8 +78,8 @@ def check_stats(mean, std):
                 + f", as IMAGENET_{name.upper()}. Received: {name}={value!r}"
             )
     return (
-        tf.constant([255.0 * v for v in mean], tf.float32),
-        tf.constant([255.0 * v for v in std], tf.float32),
+        tf.constant([255.0 * float(v) for v in mean], tf.float32),
+        tf.constant([255.0 * float(v) for v in std], tf.float32),
     )
 
 

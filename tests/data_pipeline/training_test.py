@@ -170,6 +170,18 @@ def test_flip_only_mirrors(constants):
     assert (x[:, 0, 0, 0] < x[:, 0, -1, 0]).all()
 
 
+def test_every_encoding_trains(mixed_folder):
+    # JPEG through decode_and_crop_jpeg; PNG, BMP and GIF decoded, then cropped.
+    source = data.resolve_source(mixed_folder)
+    got = batches(source, global_batch_size=3, mean=np.array([0.5] * 3))
+    assert [x.shape for x, _ in got] == [(3, SIZE, SIZE, 3)] * 2
+    assert all(np.isfinite(x).all() for x, _ in got)
+    assert sorted(np.concatenate([y for _, y in got]).tolist()) == [0, 0, 0, 1, 1, 1]
+    evaluated = data.evaluation_dataset(source, image_size=SIZE, batch_size=6)
+    (x, y), = evaluated.as_numpy_iterator()
+    assert x.shape == (6, SIZE, SIZE, 3) and y.tolist() == [0, 0, 0, 1, 1, 1]
+
+
 def test_options(constants):
     ds = data.training_dataset(
         constants, image_size=8, global_batch_size=4, seed=0, epoch=0
