@@ -358,7 +358,7 @@ def _keras_reducing(strategy_class):
     Two calls Keras makes under several workers fail in TensorFlow's
     `Strategy.reduce` (keras-team/keras#20585): the first batch, an
     `(x, y)` nest, is reduced before the model is built (`reduce` takes a
-    single value; a TODO in TensorFlow says nests are to come), and every
+    single value; TensorFlow notes nests as future work), and every
     step's logs, scalars, are reduced with `axis=0`, which a scalar does
     not have. This `reduce` maps over nests and reduces a scalar across the
     replicas only, which is what both calls mean.

@@ -145,7 +145,13 @@ def evaluate(
         std=pre["std"],
         batch_size=batch_size,
     )
+    # Keras' evaluate needs a loss; a run's model ends in logits, the
+    # builders' default in a softmax.
+    activation = getattr(net.layers[-1], "activation", None)
     net.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=activation is not keras.activations.softmax
+        ),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy("top1"),
             keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),

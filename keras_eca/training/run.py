@@ -304,10 +304,13 @@ def train(
         finalize = net.optimizer.finalize_variable_values
         net.optimizer.finalize_variable_values = lambda variables: None
     try:
-        _fit_epochs(
-            net, dist, train_source, validation, rec, steps, position,
-            start_epoch, start_step, callbacks,
-        )
+        # Inside the scope: Keras on JAX splits batches over the devices
+        # only while the distribution is set.
+        with dist.scope():
+            _fit_epochs(
+                net, dist, train_source, validation, rec, steps, position,
+                start_epoch, start_step, callbacks,
+            )
     finally:
         backup.close()
         if finalize is not None:

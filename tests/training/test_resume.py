@@ -106,7 +106,9 @@ def _assert_same_run(reference, resumed, note):
     return b
 
 
-def test_smoke_run_killed_during_a_save_resumes_exactly(imagenet, reference, tmp_path):
+def test_smoke_run_killed_during_a_save_resumes_exactly(
+    imagenet, reference, tmp_path, capsys
+):
     """data -> fit -> SIGKILL -> resume -> evaluate -> export."""
     resumed = tmp_path / "resumed"
     settings = _settings(imagenet, resumed)
@@ -153,6 +155,11 @@ def test_smoke_run_killed_during_a_save_resumes_exactly(imagenet, reference, tmp
         ]
     )
     assert code == 0
+    # The same figures as the run's own validation after its last epoch.
+    printed = capsys.readouterr().out
+    final = run["final"]
+    assert f"top-1 {100 * final['val_accuracy']:6.2f} %" in printed
+    assert f"top-5 {100 * final['val_top5']:6.2f} %" in printed
 
 
 @pytest.mark.slow

@@ -31,3 +31,31 @@ def test_history_rows_of_unbacked_epochs_are_dropped(tmp_path):
     run_lib._truncate_history(path, 1)
     assert path.read_text() == "epoch,loss\n0,2.0\n"
     assert run_lib._read_history(path) == [{"epoch": 0, "loss": 2.0}]
+
+
+def test_train_names_an_unknown_set_key_and_lists_the_valid_ones(tmp_path):
+    from keras_eca import cli
+
+    with pytest.raises(SystemExit) as error:
+        cli.main(
+            [
+                "train", "--model", "resnet18", "--dataset", str(tmp_path),
+                "--set", "epochz=3", "--output", str(tmp_path / "run"),
+            ]
+        )
+    message = str(error.value)
+    assert message.startswith("keras-eca train:") and "'epochz'" in message
+    assert "batch_size" in message and "label_smoothing" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_an_unknown_model(tmp_path):
+    from keras_eca import cli
+
+    with pytest.raises(SystemExit, match="Unknown model 'resnet9'"):
+        cli.main(
+            [
+                "train", "--model", "resnet9", "--dataset", str(tmp_path),
+                "--output", str(tmp_path / "run"),
+            ]
+        )
