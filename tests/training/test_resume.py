@@ -182,3 +182,82 @@ def test_killed_at_a_random_step_and_during_a_save_resumes_exactly(
     out = _run_worker(settings)
     assert "Resuming from epoch" in out
     _assert_same_run(reference, resumed, f"killed at step {kill_step}")
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _start_workers(settings, kill_flags=None):
+    """Two `multi_worker` processes of one job, on loopback ports."""
+    ports = _free_ports(2)
+    processes = []
+    for index in range(2):
+        config = {
+            "cluster": {"worker": [f"localhost:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+        env = dict(
+            os.environ,
+            KERAS_BACKEND="tensorflow",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CONFIG=json.dumps(config),
+        )
+        flags = (kill_flags or {}).get(index, [])
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.training.train_worker",
+                 json.dumps(settings)] + [str(flag) for flag in flags],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    return processes
+
+
+def _finish(processes, timeout=300):
+    outputs = []
+    for process in processes:
+        out, _ = process.communicate(timeout=timeout)
+        outputs.append(out)
+        assert process.returncode == 0, out
+    return outputs
+
+
+@pytest.mark.slow
+def test_a_killed_worker_of_a_two_worker_job_resumes_exactly(
+    imagenet, reference, tmp_path
+):
+    """Worker 1 of two is SIGKILLed mid-epoch; the chief, stuck in the
+    next all-reduce, is killed too (as a job scheduler would); both
+    restart with the same command and end equal to an uninterrupted
+    two-worker job, bitwise."""
+    uninterrupted = tmp_path / "uninterrupted"
+    _finish(_start_workers(dict(_settings(imagenet, uninterrupted),
+                                strategy="multi_worker")))
+    resumed = tmp_path / "resumed"
+    settings = dict(_settings(imagenet, resumed), strategy="multi_worker")
+    kill_step = random.choice([3, 5, 6, 7])
+    print(f"killing worker 1 at global step {kill_step}")
+    chief, worker = _start_workers(
+        settings, kill_flags={1: ["--kill-at-step", kill_step]}
+    )
+    worker.communicate(timeout=300)
+    assert worker.returncode == -9
+    chief.kill()
+    chief.communicate(timeout=60)
+    outputs = _finish(_start_workers(settings))
+    assert all("Resuming from epoch" in out for out in outputs), outputs
+    _assert_same_run(uninterrupted, resumed, f"worker 1 killed at {kill_step}")
