@@ -3,15 +3,18 @@
 Submodules: `layers` (attention layers, registry), `applications` (model
 builders), `conversion` (PyTorch state_dict mapping), `checkpoints`
 (reading .pth/.safetensors without torch), `complexity` (parameter and
-FLOP counts), `testing` (the layer test harness) and `export` (SavedModel
-and TFLite; needs TensorFlow).
+FLOP counts), `testing` (the layer test harness), and the TensorFlow
+parts: `export` (SavedModel and TFLite), `data` (tf.data input pipelines)
+and `training` (recipes, strategies, exact resume, evaluation).
 
 Each submodule is imported on first use (`keras_eca.layers`, ...), so
 `import keras_eca` itself does not import Keras or TensorFlow and the
 `keras-eca` command answers `--help` at once. Keras finds the layers of a
 `.keras` file once `keras_eca.layers` has been imported: `import keras_eca`
-does it when Keras is already imported; otherwise touch `keras_eca.layers`
-before `keras.saving.load_model`.
+does it when Keras is already imported (with the training optimizer, loss
+and schedules a run's `.keras` files name); otherwise touch
+`keras_eca.layers` (and `keras_eca.training.optimizers`) before
+`keras.saving.load_model`.
 """
 
 import importlib
@@ -24,12 +27,14 @@ _SUBMODULES = (
     "checkpoints",
     "complexity",
     "conversion",
+    "data",
     "export",
     "layers",
     "testing",
+    "training",
 )
 
-# Without `export`: a star import would import TensorFlow on any backend.
+# Without `export` and `data`: a star import would import TensorFlow.
 __all__ = [
     "applications",
     "checkpoints",
@@ -37,6 +42,7 @@ __all__ = [
     "conversion",
     "layers",
     "testing",
+    "training",
     "__version__",
 ]
 
@@ -55,3 +61,5 @@ def __dir__():
 # `import keras; import keras_eca; keras.saving.load_model(...)` works.
 if "keras" in sys.modules:
     importlib.import_module(f"{__name__}.layers")
+    for _module in ("optimizers", "schedules", "losses"):
+        importlib.import_module(f"{__name__}.training.{_module}")

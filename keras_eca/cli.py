@@ -255,6 +255,17 @@ def _positive_int(text):
 
 
 def _benchmark(args):
+    if args.input_pipeline or args.training_harness:
+        repeats = ["--repeats", str(args.repeats)]
+        if args.input_pipeline:
+            from keras_eca.benchmark import input_pipeline
+
+            input_pipeline.main(repeats)
+        if args.training_harness:
+            from keras_eca.benchmark import training_harness
+
+            training_harness.main(repeats)
+        return
     from keras_eca import benchmark
 
     if args.pair:
@@ -340,6 +351,7 @@ def _train(args):
         backup_every=args.backup_every,
         overrides=args.set or (),
         weights=args.weights,
+        validation_fraction=args.validation_fraction,
         deterministic=args.deterministic,
     )
 
@@ -522,6 +534,11 @@ def build_parser():
         help="override a recipe field (repeatable), e.g. --set "
         "label_smoothing=0.1",
     )
+    train.add_argument(
+        "--validation-fraction", type=float, metavar="F",
+        help="hold out this stratified fraction of a folder for validation "
+        "(TFDS datasets use their validation split)",
+    )
     train.add_argument("--weights", help="initial weights, as for the builders")
     train.add_argument(
         "--deterministic", action="store_true",
@@ -597,6 +614,16 @@ def build_parser():
         choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
         default="auto",
         help="auto: mixed_float16 with an accelerator, float32 on CPU",
+    )
+    bench.add_argument(
+        "--input-pipeline", action="store_true",
+        help="instead: the training input pipeline against a hand-written "
+        "tf.data one, decode-and-crop's speed-up, and the evaluation resize "
+        "against PIL",
+    )
+    bench.add_argument(
+        "--training-harness", action="store_true",
+        help="instead: keras-eca train's steps/s against a bare model.fit",
     )
     bench.add_argument("--no-memory", action="store_true")
     bench.add_argument(

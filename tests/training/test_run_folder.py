@@ -59,3 +59,39 @@ def test_train_refuses_an_unknown_model(tmp_path):
                 "--output", str(tmp_path / "run"),
             ]
         )
+
+
+@pytest.mark.tensorflow_only
+def test_keras_eca_train_on_a_folder_writes_a_complete_run_folder(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from keras_eca import cli
+
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for index in range(6):
+            pixels = rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{index}.jpg")
+    run = tmp_path / "run"
+    code = cli.main(
+        [
+            "train", "--model", "resnet18", "--dataset", str(tmp_path / "photos"),
+            "--recipe", "smoke", "--image-size", "32", "--batch-size", "4",
+            "--epochs", "1", "--validation-fraction", "0.25",
+            "--set", "label_smoothing=0.1", "--output", str(run),
+        ]
+    )
+    assert code == 0
+    settings = json.loads((run / "run.json").read_text())
+    assert settings["finished"] and settings["monitor"] == "val_accuracy"
+    assert settings["recipe"]["label_smoothing"] == 0.1
+    history = run_lib._read_history(run / "log.csv")
+    assert [row["epoch"] for row in history] == [0]
+    assert "val_accuracy" in history[0]
+    for name in ("model.keras", "last.keras", "best.keras", "saved_model",
+                 "recipe.json", "backup/state.npz", "logs"):
+        assert (run / name).exists(), name
