@@ -28,6 +28,7 @@ from keras_eca import data as data_lib
 from keras_eca.applications import build_model
 from keras_eca.applications.preprocessing import IMAGENET_MEAN
 from keras_eca.applications.preprocessing import IMAGENET_STD
+from keras_eca.training import distribution as distribution_lib
 from keras_eca.training import run as run_lib
 from keras_eca.training import schedules
 
@@ -88,43 +89,59 @@ def _arrays(examples, size, classes, seed=0):
 
 
 def _bare_fit(model_name, arrays, recipe, epochs, steps, timer):
+    """A plain script: the same model, recipe, precision, XLA setting and
+    devices as `train` resolves, one pipeline for all epochs, one `fit`."""
     source = data_lib.resolve_source(arrays)
-    model = build_model(
-        model_name,
-        input_shape=(recipe.image_size, recipe.image_size, 3),
-        classes=source.num_classes,
-        classifier_activation=None,
-    )
-    model.compile(
-        optimizer=schedules.build_optimizer(
-            recipe, global_batch_size=recipe.batch_size, steps_per_epoch=steps
-        ),
-        loss=schedules.build_loss(recipe, from_logits=True),
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy("accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),
-        ],
-        jit_compile=False,
-    )
-    # One pipeline for all epochs (as a plain script would write it).
-    dataset = data_lib.training_dataset(
-        source,
-        image_size=recipe.image_size,
-        global_batch_size=recipe.batch_size,
-        seed=recipe.seed,
-        epoch=0,
-        steps=steps * epochs,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-    )
-    model.fit(
-        dataset,
-        epochs=epochs,
-        steps_per_epoch=steps,
-        callbacks=[timer],
-        shuffle=False,
-        verbose=0,
-    )
+    dist = distribution_lib.make_distribution("auto")
+    policy = distribution_lib.resolve_precision(recipe.mixed_precision, dist)
+    previous = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(policy)
+    try:
+        with dist.scope():
+            model = build_model(
+                model_name,
+                input_shape=(recipe.image_size, recipe.image_size, 3),
+                classes=source.num_classes,
+                classifier_activation=None,
+            )
+    finally:
+        keras.config.set_dtype_policy(previous)
+    with dist.scope():
+        model.compile(
+            optimizer=schedules.build_optimizer(
+                recipe, global_batch_size=recipe.batch_size, steps_per_epoch=steps
+            ),
+            loss=schedules.build_loss(recipe, from_logits=True),
+            metrics=[
+                keras.metrics.SparseCategoricalAccuracy("accuracy"),
+                keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),
+            ],
+            jit_compile=distribution_lib.resolve_jit_compile(
+                recipe.jit_compile, dist
+            ),
+        )
+        dataset = dist.distribute_dataset(
+            lambda input_pipeline, num_replicas: data_lib.training_dataset(
+                source,
+                image_size=recipe.image_size,
+                global_batch_size=recipe.batch_size,
+                seed=recipe.seed,
+                epoch=0,
+                steps=steps * epochs,
+                num_replicas=num_replicas,
+                input_pipeline=input_pipeline,
+                mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
+            )
+        )
+        model.fit(
+            dataset,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            callbacks=[timer],
+            shuffle=False,
+            verbose=0,
+        )
 
 
 def measure(

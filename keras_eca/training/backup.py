@@ -63,10 +63,10 @@ def write_atomically(path, write):
     except BaseException:
         pathlib.Path(temporary).unlink(missing_ok=True)
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
-def _sync_folder(folder):
+def sync_folder(folder):
     # The rename itself is durable only once the folder entry is on disk.
     try:
         descriptor = os.open(folder, os.O_RDONLY)

@@ -6,11 +6,13 @@ instead of using Keras' progress bar, whose "Epoch 1/1" and ETA would only
 see one call.
 """
 
+import contextlib
 import math
 import os
 import pathlib
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -31,9 +33,6 @@ class RunPosition:
     def step(self, batch):
         """The epoch's step after `batch` (0-based within this `fit` call)."""
         return self.first_step + batch + 1
-
-    def global_step(self, batch):
-        return self.epoch * self.steps_per_epoch + self.step(batch)
 
 
 def _scalar(value):
@@ -76,7 +75,7 @@ class ProgressLine(keras.callbacks.Callback):
         self._epoch_start = now
         self._window = [(now, self.position.first_step)]
         self._last_print = now
-        if self.position.first_step and epoch == self.position.epoch:
+        if self.position.first_step:
             self._write(
                 f"Epoch {epoch + 1}/{self.position.epochs}: continuing at "
                 f"step {self.position.first_step + 1}"
@@ -130,35 +129,30 @@ class ProgressLine(keras.callbacks.Callback):
 
 class ExactBackup(keras.callbacks.Callback):
     """Writes a `backup.write_backup` every `every` steps and after every
-    epoch, and restores one at the start of training.
+    epoch.
 
-    The restore happens in `on_train_begin`, after `fit` has built the
-    optimizer and metrics; the metric accumulators of a mid-epoch backup
-    are put back in `on_epoch_begin`, after `fit` has reset them, so the
-    resumed epoch's logged metrics cover all its steps.
+    The model and optimizer are restored before `fit` (see `run.train`);
+    the metric accumulators of a mid-epoch backup (`metrics_from`) are put
+    back in the first `on_epoch_begin`, after `fit` has reset them, so the
+    resumed epoch's logged metrics cover all its steps. Every worker takes
+    the snapshot (reading metrics is collective under multi_worker); only
+    the one with `write=True` writes it.
     """
 
-    def __init__(self, path, position, every, state, write=True):
+    def __init__(self, path, position, every, state, write=True, metrics_from=None):
         super().__init__()
         self.path = pathlib.Path(path)
         self.position = position
         self.every = every
         self.state = state  # dict saved with the position (best metric, ...)
         self.write = write
-        self.pending = None  # a Backup to restore at the next on_train_begin
-        self._restore_metrics = False
+        self.metrics_from = metrics_from
         self._writer = backup_lib.BackgroundWriter() if write else None
 
-    def on_train_begin(self, logs=None):
-        if self.pending is not None:
-            self.pending.restore(self.model, groups=("model", "optimizer"))
-            self._restore_metrics = self.position.first_step > 0
-
     def on_epoch_begin(self, epoch, logs=None):
-        if self._restore_metrics:
-            self.pending.restore(self.model, groups=("metrics",))
-        self._restore_metrics = False
-        self.pending = None
+        if self.metrics_from is not None:
+            self.metrics_from.restore(self.model, groups=("metrics",))
+            self.metrics_from = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.position.step(batch)
@@ -172,10 +166,10 @@ class ExactBackup(keras.callbacks.Callback):
         self.save(epoch + 1, 0)
 
     def save(self, epoch, step):
-        if self._writer is None:
-            return
-        position = dict(self.state, epoch=epoch, step=step)
-        self._writer.write(self.path, backup_lib.snapshot(self.model), position)
+        state = backup_lib.snapshot(self.model)
+        if self._writer is not None:
+            position = dict(self.state, epoch=epoch, step=step)
+            self._writer.write(self.path, state, position)
 
     def close(self):
         """Waits for the last backup to be on disk."""
@@ -185,7 +179,9 @@ class ExactBackup(keras.callbacks.Callback):
 
 class ModelFiles(keras.callbacks.Callback):
     """Saves `last.keras` after every epoch and `best.keras` when the
-    monitored metric improves, each written atomically."""
+    monitored metric improves, each written atomically. Every worker
+    saves (it is collective under multi_worker); `write=False` workers
+    save into a temporary folder."""
 
     def __init__(self, folder, monitor, state, write=True):
         super().__init__()
@@ -196,8 +192,8 @@ class ModelFiles(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.write:
-            save_model_atomically(self.model, self.folder / "last.keras")
+        with worker_folder(self.folder, self.write) as folder:
+            save_model_atomically(self.model, folder / "last.keras")
         if self.monitor not in logs:
             return
         value = _scalar(logs[self.monitor])
@@ -221,6 +217,7 @@ def save_model_atomically(model, path):
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
         temporary.replace(path)
+        backup_lib.sync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -229,4 +226,18 @@ def copy_atomically(source, path):
     """Copies `source` to `path` through a temporary file renamed over it."""
     with open(source, "rb") as file:
         backup_lib.write_atomically(path, lambda out: shutil.copyfileobj(file, out))
+
+
+@contextlib.contextmanager
+def worker_folder(folder, chief):
+    """`folder` on the chief; elsewhere a temporary folder removed after
+    use, for the saves every multi_worker process must take part in."""
+    if chief:
+        yield pathlib.Path(folder)
+        return
+    temporary = tempfile.mkdtemp(prefix="keras_eca_worker_")
+    try:
+        yield pathlib.Path(temporary)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 

@@ -8,6 +8,7 @@ the recipe saved beside it.
 """
 
 import json
+import os
 import pathlib
 import sys
 
@@ -80,12 +81,18 @@ def evaluation_settings(model, weights, image_size=None):
     return pre, published
 
 
-def _run_recipe(path):
-    """The recipe of the run folder a `.keras` file sits in, if any."""
-    recipe = pathlib.Path(path).resolve().parent / "recipe.json"
-    if not recipe.is_file():
+def _run_file(path, name):
+    """A JSON file of the run folder a `.keras` file sits in, if any."""
+    if path is None:
         return None
-    return json.loads(recipe.read_text())
+    found = pathlib.Path(path).resolve().parent / name
+    if not found.is_file():
+        return None
+    return json.loads(found.read_text())
+
+
+def _run_recipe(path):
+    return _run_file(path, "recipe.json")
 
 
 def evaluate(
@@ -120,11 +127,19 @@ def evaluate(
     """
     stream = stream or sys.stdout
     pre, published = evaluation_settings(model, weights, image_size)
+    request = weights_lib.resolve_weights(model, weights, include_top=True)
+    # A run's held-out part of a folder is found again with its settings.
+    run = _run_file(request.path, "run.json") or {}
+    extra = {}
+    if run.get("validation_fraction") is not None and _takes_fraction(dataset):
+        extra = {
+            "validation_fraction": run["validation_fraction"],
+            "seed": run["recipe"]["seed"],
+        }
     source = data_lib.resolve_source(
-        dataset, split=split, data_dir=data_dir, manual_dir=manual_dir
+        dataset, split=split, data_dir=data_dir, manual_dir=manual_dir, **extra
     )
     size = pre["input_size"]
-    request = weights_lib.resolve_weights(model, weights, include_top=True)
     if request.kind == "keras" and str(request.path).endswith(".keras"):
         net = keras.saving.load_model(request.path, compile=False)
     else:
@@ -168,6 +183,13 @@ def evaluate(
     stream.write(format_result(model, weights, source, result) + "\n")
     stream.flush()
     return result
+
+
+def _takes_fraction(dataset):
+    """Arrays and folders can be split by a fraction; TFDS names cannot."""
+    if isinstance(dataset, (tuple, list)):
+        return True
+    return os.path.isdir(os.path.expanduser(os.fspath(dataset)))
 
 
 def format_result(model, weights, source, result):

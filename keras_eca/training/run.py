@@ -23,6 +23,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import os
 import json
 import pathlib
 import shutil
@@ -47,6 +48,8 @@ BACKUP_FILE = "backup/state.npz"
 # Settings that must equal the stored ones for a folder to be resumed; the
 # strategy may change (the global batch and the data do not depend on it).
 RESUME_KEYS = ("model", "dataset", "recipe", "validation_fraction", "weights")
+# Recipe fields that change how a run is written, not what it computes.
+FREE_RECIPE_KEYS = ("backup_every",)
 
 
 @dataclasses.dataclass
@@ -163,24 +166,24 @@ def train(
         "data_dir": None if data_dir is None else str(data_dir),
     }
     previous = _read_json(folder / "run.json")
-    if previous is not None:
+    started_before = previous is not None and (
+        previous.get("finished") or (folder / BACKUP_FILE).is_file()
+    )
+    if started_before:
         _check_same_run(folder, previous, settings)
         if previous.get("finished"):
             _say(stream, f"{folder} holds a finished run; nothing to do.")
+            path = folder / "model.keras"
             return TrainingRun(
                 folder,
-                keras.saving.load_model(folder / "model.keras"),
+                keras.saving.load_model(path) if path.is_file() else None,
                 _read_history(folder / "log.csv"),
                 None,
                 0.0,
             )
     dist = distribution_lib.make_distribution(strategy, tpu=tpu)
-    policy = rec.mixed_precision
-    if policy == "auto":
-        policy = distribution_lib.default_precision(dist)
-    jit = rec.jit_compile
-    if jit == "auto":
-        jit = distribution_lib.default_jit_compile(dist)
+    policy = distribution_lib.resolve_precision(rec.mixed_precision, dist)
+    jit = distribution_lib.resolve_jit_compile(rec.jit_compile, dist)
     if deterministic:
         import tensorflow as tf
 
@@ -201,6 +204,11 @@ def train(
     steps = rec.steps_per_epoch or data_lib.steps_per_epoch(
         train_source, global_batch
     )
+    settings.update(
+        training_examples=train_source.num_examples, resolved_steps=steps
+    )
+    if started_before:
+        _check_same_run(folder, previous, settings, ("training_examples",))
     if global_batch % dist.num_replicas:
         raise ValueError(
             f"The global batch size must be a multiple of the "
@@ -258,24 +266,44 @@ def train(
         state.update(
             {k: v for k, v in saved.position.items() if k not in ("epoch", "step")}
         )
-        _say(
-            stream,
-            f"Resuming from epoch {start_epoch + 1}, step {start_step} "
-            f"({start_epoch * steps + start_step} steps done; backup "
-            f"{folder / BACKUP_FILE})",
-        )
-        if chief:
-            _truncate_history(folder / "log.csv", start_epoch)
+        # Before any fit, so that a run killed after its last epoch (during
+        # the export) exports trained weights when it is resumed.
+        with dist.scope():
+            net.optimizer.build(net.trainable_variables)
+            saved.restore(net, groups=("model", "optimizer"))
+        done = start_epoch * steps + start_step
+        if start_epoch >= rec.epochs:
+            _say(
+                stream,
+                f"All {rec.epochs} epochs were trained before the last stop "
+                f"({done} steps); writing the final files.",
+            )
+        else:
+            _say(
+                stream,
+                f"Resuming from epoch {start_epoch + 1}, step {start_step} "
+                f"({done} steps done; backup {folder / BACKUP_FILE})",
+            )
+    if dist.num_workers > 1:
+        _check_same_position(dist, start_epoch * steps + start_step)
+    if chief:
+        # Rows of epochs after the backup were written before a kill.
+        _truncate_history(folder / "log.csv", start_epoch)
     monitor = "val_accuracy" if val_source is not None else "accuracy"
+    # Every worker takes the snapshots and saves (reading sync-on-read
+    # metrics and saving are collective under multi_worker); only the
+    # chief's files are kept.
     backup = callbacks_lib.ExactBackup(
-        folder / BACKUP_FILE, position, rec.backup_every, state, write=chief
+        folder / BACKUP_FILE, position, rec.backup_every, state,
+        write=chief, metrics_from=saved if start_step else None,
     )
-    backup.pending = saved
     extra_callbacks = list(callbacks)
-    callbacks = [callbacks_lib.ProgressLine(position, stream=stream)]
+    callbacks = [
+        callbacks_lib.ProgressLine(position, stream=stream),
+        callbacks_lib.ModelFiles(folder, monitor, state, write=chief),
+    ]
     if chief:
         callbacks += [
-            callbacks_lib.ModelFiles(folder, monitor, state),
             keras.callbacks.CSVLogger(str(folder / "log.csv"), append=True),
             keras.callbacks.TensorBoard(str(folder / "logs"), write_graph=False),
         ]
@@ -320,10 +348,11 @@ def train(
             finalize(net.trainable_variables)
     seconds = time.perf_counter() - started
     history = _read_history(folder / "log.csv") if chief else []
+    if export:
+        with callbacks_lib.worker_folder(folder, chief) as target:
+            callbacks_lib.save_model_atomically(net, target / "model.keras")
+            _export_saved_model(net, target / "saved_model")
     if chief:
-        if export:
-            callbacks_lib.save_model_atomically(net, folder / "model.keras")
-            _export_saved_model(net, folder / "saved_model")
         final = history[-1] if history else {}
         _write_json(
             folder / "run.json",
@@ -349,8 +378,6 @@ def _fit_epochs(
     global_batch = rec.batch_size
     for epoch in range(start_epoch, rec.epochs):
         first = start_step if epoch == start_epoch else 0
-        if first >= steps:
-            continue
         position.epoch, position.first_step = epoch, first
         train_data = dist.distribute_dataset(
             lambda input_pipeline, num_replicas, epoch=epoch, first=first: (
@@ -382,6 +409,8 @@ def _fit_epochs(
             shuffle=False,  # the pipeline shuffles, keyed by (seed, epoch)
             verbose=0,
         )
+        if net.stop_training:  # e.g. keras.callbacks.TerminateOnNaN
+            break
 
 
 def _remove_partial_files(folder):
@@ -396,23 +425,52 @@ def _remove_partial_files(folder):
 def _validation_source(dataset, data_dir, manual_dir, validation_fraction, seed):
     """The validation split, or `None` when the dataset has none: arrays
     and one-level folders without `validation_fraction`, TFDS datasets
-    without a `validation` split (e.g. tf_flowers)."""
-    if isinstance(dataset, (tuple, list)) and validation_fraction is None:
-        return None
-    try:
-        source = data_lib.resolve_source(
-            dataset,
-            split="validation",
-            data_dir=data_dir,
-            manual_dir=manual_dir,
-            validation_fraction=validation_fraction,
-            seed=seed,
+    without a `validation` split (e.g. tf_flowers). Any other problem
+    with the split is an error."""
+    if validation_fraction is None:
+        if isinstance(dataset, (tuple, list)):
+            return None
+        path = pathlib.Path(os.path.expanduser(str(dataset)))
+        if path.is_dir():
+            if not any((path / name).is_dir() for name in ("val", "validation")):
+                return None
+        elif not _tfds_has_split(str(dataset), "validation", data_dir):
+            return None
+    return data_lib.resolve_source(
+        dataset,
+        split="validation",
+        data_dir=data_dir,
+        manual_dir=manual_dir,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    )
+
+
+def _tfds_has_split(name, split, data_dir):
+    # Called after the training split was resolved, so it is prepared.
+    import tensorflow_datasets as tfds
+
+    return split in tfds.builder(name, data_dir=data_dir).info.splits
+
+
+def _check_same_position(dist, done):
+    """Every worker must resume from the same step: a worker that cannot
+    see the chief's backup (the folder is not shared) would start over."""
+    import tensorflow as tf
+
+    strategy = dist.strategy
+    value = tf.constant([float(done), float(done) ** 2], tf.float64)
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)),
+        axis=None,
+    )
+    total = total.numpy() / strategy.num_replicas_in_sync
+    if total[1] != total[0] ** 2:
+        raise ValueError(
+            f"The workers resume from different steps (this one: {done} "
+            "steps done). Every worker must read the chief's backup: put "
+            "--output on a folder all workers share."
         )
-    except ValueError:
-        if validation_fraction is not None:
-            raise
-        return None
-    return source if source.num_examples else None
 
 
 @contextlib.contextmanager
@@ -427,15 +485,24 @@ def _dtype_policy(policy):
 
 def _describe_dataset(dataset):
     if isinstance(dataset, (str, pathlib.Path)):
-        return str(dataset)
+        # A folder as an absolute path, so the run resumes from anywhere.
+        path = pathlib.Path(dataset).expanduser()
+        return str(path.resolve()) if path.is_dir() else str(dataset)
     return "arrays"
 
 
-def _check_same_run(folder, previous, settings):
+def _check_same_run(folder, previous, settings, keys=RESUME_KEYS):
+    def comparable(record, key):
+        value = record.get(key)
+        if key == "recipe" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in FREE_RECIPE_KEYS}
+        return value
+
     differences = [
-        f"{key}: {previous.get(key)!r} there, {settings[key]!r} now"
-        for key in RESUME_KEYS
-        if previous.get(key) != settings[key]
+        f"{key}: {comparable(previous, key)!r} there, "
+        f"{comparable(settings, key)!r} now"
+        for key in keys
+        if key in previous and comparable(previous, key) != comparable(settings, key)
     ]
     if differences:
         raise ValueError(
@@ -504,7 +571,11 @@ def _truncate_history(path, epoch):
         rows = list(csv.reader(file))
     if not rows:
         return
-    kept = [rows[0]] + [row for row in rows[1:] if int(row[0]) < epoch]
+    kept = [rows[0]] + [
+        row for row in rows[1:]
+        if row and row[0].isdigit() and len(row) == len(rows[0])
+        and int(row[0]) < epoch
+    ]
     if len(kept) == len(rows):
         return
 

@@ -62,7 +62,9 @@ def test_train_refuses_an_unknown_model(tmp_path):
 
 
 @pytest.mark.tensorflow_only
-def test_keras_eca_train_on_a_folder_writes_a_complete_run_folder(tmp_path):
+def test_keras_eca_train_on_a_folder_writes_a_complete_run_folder(
+    tmp_path, capsys
+):
     import json
 
     import numpy as np
@@ -95,3 +97,17 @@ def test_keras_eca_train_on_a_folder_writes_a_complete_run_folder(tmp_path):
     for name in ("model.keras", "last.keras", "best.keras", "saved_model",
                  "recipe.json", "backup/state.npz", "logs"):
         assert (run / name).exists(), name
+    assert not list(run.rglob(".*.partial*"))
+
+    # evaluate finds the run's held-out quarter again (its fraction and
+    # seed are in run.json) and measures what the run's validation did.
+    code = cli.main(
+        [
+            "evaluate", "--model", "resnet18", "--weights",
+            str(run / "model.keras"), "--dataset", str(tmp_path / "photos"),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 images at 32 px" in printed
+    assert f"top-1 {100 * history[0]['val_accuracy']:6.2f} %" in printed

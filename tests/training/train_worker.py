@@ -5,7 +5,8 @@
 
 `--kill-at-step N` SIGKILLs the process right after global step N;
 `--kill-during-save N` SIGKILLs it half way through writing the N-th
-backup file of this process (a torn temporary file is left behind).
+backup file of this process (a torn temporary file is left behind);
+`--kill-during-export` SIGKILLs it while it writes the final SavedModel.
 """
 
 import argparse
@@ -25,6 +26,7 @@ def main():
     parser.add_argument("settings")
     parser.add_argument("--kill-at-step", type=int)
     parser.add_argument("--kill-during-save", type=int)
+    parser.add_argument("--kill-during-export", action="store_true")
     args = parser.parse_args()
     settings = json.loads(args.settings)
 
@@ -57,6 +59,14 @@ def main():
             savez(file, **arrays)
 
         np.savez = dying_savez
+    if args.kill_during_export:
+        from keras_eca.training import run
+
+        def dying_export(model, path):
+            path.parent.joinpath(f".{path.name}.x.partial").mkdir()
+            _kill()
+
+        run._export_saved_model = dying_export
     training.train(callbacks=callbacks, **settings)
 
 
