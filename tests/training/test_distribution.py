@@ -11,7 +11,6 @@ statistics included), after 4 steps of fit (global batch 8,
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -28,6 +27,7 @@ from keras_eca.training import make_distribution
 from keras_eca.training import resolve_jit_compile
 from keras_eca.training import resolve_precision
 from keras_eca.training import sync_batchnorm
+from tests.training.ports import free_ports
 
 tensorflow_only = pytest.mark.tensorflow_only
 WORKER = pathlib.Path(__file__).with_name("distributed_worker.py")
@@ -417,20 +417,9 @@ def test_mirrored_with_per_replica_batchnorm_drifts(mirrored_runs):
     assert drift > 100 * TOLERANCE
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @tensorflow_only
 def test_two_workers_equal_each_other_and_one_process(tmp_path, mirrored_runs):
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     processes = []
     for index in range(2):
         config = {"cluster": cluster, "task": {"type": "worker", "index": index}}

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from keras_eca.testing import fake_imagenet
+from tests.training.ports import free_ports
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -187,22 +188,9 @@ def test_killed_at_a_random_step_and_during_a_save_resumes_exactly(
     _assert_same_run(reference, resumed, f"killed at step {kill_step}")
 
 
-def _free_ports(count):
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _start_workers(settings, kill_flags=None):
     """Two `multi_worker` processes of one job, on loopback ports."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     processes = []
     for index in range(2):
         config = {
