@@ -3,7 +3,8 @@ from `python -m keras_eca.benchmark.training_harness`, not from here)."""
 
 import pytest
 
-pytestmark = pytest.mark.tensorflow_only
+# Slow: it trains twice; the figures come from running the benchmark.
+pytestmark = [pytest.mark.tensorflow_only, pytest.mark.slow]
 
 
 def test_the_harness_benchmark_reports_both_ratios():
