@@ -30,7 +30,6 @@ from keras_eca.applications.preprocessing import IMAGENET_MEAN
 from keras_eca.applications.preprocessing import IMAGENET_STD
 from keras_eca.training import distribution as distribution_lib
 from keras_eca.training import run as run_lib
-from keras_eca.training import schedules
 
 TARGET = 0.97
 
@@ -107,15 +106,11 @@ def _bare_fit(model_name, arrays, recipe, epochs, steps, timer):
     finally:
         keras.config.set_dtype_policy(previous)
     with dist.scope():
-        model.compile(
-            optimizer=schedules.build_optimizer(
-                recipe, global_batch_size=recipe.batch_size, steps_per_epoch=steps
-            ),
-            loss=schedules.build_loss(recipe, from_logits=True),
-            metrics=[
-                keras.metrics.SparseCategoricalAccuracy("accuracy"),
-                keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),
-            ],
+        run_lib.compile_for_recipe(
+            model,
+            recipe,
+            global_batch_size=recipe.batch_size,
+            steps_per_epoch=steps,
             jit_compile=distribution_lib.resolve_jit_compile(
                 recipe.jit_compile, dist
             ),

@@ -81,6 +81,23 @@ def resolve_recipe(
     return dataclasses.replace(resolved, **explicit) if explicit else resolved
 
 
+def compile_for_recipe(net, rec, *, global_batch_size, steps_per_epoch, jit_compile):
+    """Compiles a logits model with the recipe's optimizer and loss, and
+    top-1 (`accuracy`) / top-5 (`top5`) metrics; call inside the
+    distribution's scope."""
+    net.compile(
+        optimizer=schedules.build_optimizer(
+            rec, global_batch_size=global_batch_size, steps_per_epoch=steps_per_epoch
+        ),
+        loss=schedules.build_loss(rec, from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy("accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),
+        ],
+        jit_compile=jit_compile,
+    )
+
+
 def train(
     model,
     dataset,
@@ -229,15 +246,8 @@ def train(
         )
         if sync_batchnorm:
             net = distribution_lib.sync_batchnorm(net)
-        net.compile(
-            optimizer=schedules.build_optimizer(
-                rec, global_batch_size=global_batch, steps_per_epoch=steps
-            ),
-            loss=schedules.build_loss(rec, from_logits=True),
-            metrics=[
-                keras.metrics.SparseCategoricalAccuracy("accuracy"),
-                keras.metrics.SparseTopKCategoricalAccuracy(5, "top5"),
-            ],
+        compile_for_recipe(
+            net, rec, global_batch_size=global_batch, steps_per_epoch=steps,
             jit_compile=jit,
         )
 
