@@ -136,13 +136,58 @@ class ChannelGate(AttentionLayer):
         if isinstance(inputs, (list, tuple)):
             return self._folded_call(*inputs)
         inputs = ops.cast(inputs, self.compute_dtype)
-        rank = len(inputs.shape)
+        gate = ops.cast(self._plain_gate(inputs), inputs.dtype)
+        return inputs * self._per_channel(gate, inputs)
+
+    def gate(self, inputs):
+        """The channel gate `sigmoid(excite(GAP(x)))` this layer applies.
+
+        `call(inputs)` is `x * gate(inputs)` channel by channel, with `x`
+        the input feature map, or `features * scale + offset` for the
+        `[features, scale, offset, means]` of a `FoldedBatchNormalization`.
+        The layer is built on `inputs` first if it is not built yet.
+
+        Args:
+            inputs: what `call` takes: a feature map, or the four outputs
+                of a `FoldedBatchNormalization`.
+
+        Returns:
+            The gate, shape `(batch, channels)`, in float32 (float64 in a
+            float64 layer) whatever the input dtype.
+
+        Example:
+
+        >>> x = np.random.rand(2, 4, 4, 8).astype("float32")
+        >>> layer = keras_eca.layers.SqueezeExcitationVar1()
+        >>> gate = keras.ops.convert_to_numpy(layer.gate(x))
+        >>> gate.shape
+        (2, 8)
+        >>> bool(np.allclose(gate, 1 / (1 + np.exp(-x.mean(axis=(1, 2))))))
+        True
+        """
+        if not self.built:
+            self.build(keras.tree.map_structure(lambda t: tuple(t.shape), inputs))
+        if isinstance(inputs, (list, tuple)):
+            _, scale, offset, means = self._check_folded(*inputs)
+            dtype = statistics_dtype(self.compute_dtype)
+            return self._folded_gate(
+                ops.cast(scale, dtype), ops.cast(offset, dtype), means
+            )
+        return self._plain_gate(ops.cast(inputs, self.compute_dtype))
+
+    def _plain_gate(self, inputs):
         pooled = ops.mean(
             ops.cast(inputs, statistics_dtype(self.compute_dtype)),
-            axis=self.spatial_axes(rank),
+            axis=self.spatial_axes(len(inputs.shape)),
         )
-        gate = ops.cast(ops.sigmoid(self.excite(pooled)), inputs.dtype)
-        return inputs * self._per_channel(gate, inputs)
+        return ops.sigmoid(self.excite(pooled))
+
+    def _folded_gate(self, scale, offset, means):
+        """The gate of `features * scale + offset` from the features'
+        spatial `means`; `scale` and `offset` already in the statistics
+        dtype."""
+        pooled = ops.cast(means, scale.dtype) * scale + offset
+        return ops.sigmoid(self.excite(pooled))
 
     def _per_channel(self, vectors, like):
         """`(batch, C)` reshaped to broadcast over the feature map `like`."""
@@ -153,9 +198,7 @@ class ChannelGate(AttentionLayer):
             shape = (-1, channels) + (1,) * (rank - 2)
         return ops.reshape(vectors, shape)
 
-    def _folded_call(self, features, scale, offset, means):
-        """The gate of `features * scale + offset` (a folded BatchNorm) in
-        one pass: `features * (scale * gate) + offset * gate`."""
+    def _check_folded(self, features, scale, offset, means):
         if len(features.shape) < 3 or len(scale.shape) != 1:
             raise ValueError(
                 f"{type(self).__name__} takes a feature map or the "
@@ -163,12 +206,17 @@ class ChannelGate(AttentionLayer):
                 "FoldedBatchNormalization. Received shapes: "
                 f"{[tuple(t.shape) for t in (features, scale, offset, means)]}"
             )
+        return features, scale, offset, means
+
+    def _folded_call(self, features, scale, offset, means):
+        """The gate of `features * scale + offset` (a folded BatchNorm) in
+        one pass: `features * (scale * gate) + offset * gate`."""
+        self._check_folded(features, scale, offset, means)
         dtype = statistics_dtype(self.compute_dtype)
         values = ops.cast(features, dtype)
         scale = ops.cast(scale, dtype)
         offset = ops.cast(offset, dtype)
-        pooled = ops.cast(means, dtype) * scale + offset
-        gate = ops.sigmoid(self.excite(pooled))
+        gate = self._folded_gate(scale, offset, means)
         out = values * self._per_channel(scale * gate, values)
         out = out + self._per_channel(offset * gate, values)
         return ops.cast(out, self.compute_dtype)

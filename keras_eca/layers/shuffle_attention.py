@@ -156,6 +156,60 @@ class ShuffleAttention(AttentionLayer):
         channels = inputs.shape[self.channel_axis]
         batch = ops.shape(inputs)[0]
         last = self.data_format == "channels_last"
+        x, gate = self._flat_gate(inputs)
+        out = x * gate
+        if not self.fold_shuffle:
+            # Output channel q reads channel (q % 2) * C/2 + q // 2.
+            if last:
+                out = ops.reshape(out, (batch, -1, 2, channels // 2))
+                out = ops.transpose(out, (0, 1, 3, 2))
+            else:
+                out = ops.reshape(out, (batch, 2, channels // 2, -1))
+                out = ops.transpose(out, (0, 2, 1, 3))
+        out = ops.reshape(out, ops.shape(inputs))
+        return ops.cast(out, inputs.dtype)
+
+    def gate(self, inputs):
+        """The gate of every channel at every position, before the shuffle.
+
+        `call(inputs)` is `inputs * gate(inputs)`, channel-shuffled unless
+        `fold_shuffle=True`. The gate has the input's layout and channel
+        order: for a channel of a group's first half (the channel branch)
+        it is `sigmoid(cweight * GAP(x0) + cbias)` at every position, for
+        one of the second half (the spatial branch) `sigmoid(sweight *
+        GN(x1) + sbias)` position by position. With `fold_shuffle=True`
+        the input comes in the shuffled order, and so does the gate:
+        channel `q` belongs to unshuffled channel `shuffle_order(C)[q]`.
+        The layer is built on `inputs` first if it is not built yet.
+
+        Args:
+            inputs: a feature map of rank 3, 4 or 5.
+
+        Returns:
+            The gate, of the input's shape, in float32 (float64 in a
+            float64 layer).
+
+        Example:
+
+        >>> x = np.random.rand(2, 4, 4, 8).astype("float32")
+        >>> layer = keras_eca.layers.ShuffleAttention(groups=2)
+        >>> gate = keras.ops.convert_to_numpy(layer.gate(x))
+        >>> gate.shape
+        (2, 4, 4, 8)
+        >>> float(gate[0, 0, 0, 0])  # channel branch: sigmoid(0 * mean + 1)
+        0.7310...
+        """
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        _, gate = self._flat_gate(inputs)
+        return ops.reshape(gate, ops.shape(inputs))
+
+    def _flat_gate(self, inputs):
+        """The input as `(B, L, C)` or `(B, C, L)` in the statistics dtype,
+        and the gate of that shape."""
+        channels = inputs.shape[self.channel_axis]
+        batch = ops.shape(inputs)[0]
+        last = self.data_format == "channels_last"
         # (B, L, C) or (B, C, L): every op below is a plain channel-wise
         # broadcast; slicing the halves apart and stacking them back cost
         # about twice as much on CPU.
@@ -173,17 +227,7 @@ class ShuffleAttention(AttentionLayer):
         mean, variance = ops.moments(x, axes=[1 if last else 2], keepdims=True)
         slope = slope_rate * ops.rsqrt(variance + self.epsilon)
         offset = mean * (rate - slope) + bias
-        out = x * ops.sigmoid(x * slope + offset)
-        if not self.fold_shuffle:
-            # Output channel q reads channel (q % 2) * C/2 + q // 2.
-            if last:
-                out = ops.reshape(out, (batch, -1, 2, channels // 2))
-                out = ops.transpose(out, (0, 1, 3, 2))
-            else:
-                out = ops.reshape(out, (batch, 2, channels // 2, -1))
-                out = ops.transpose(out, (0, 2, 1, 3))
-        out = ops.reshape(out, ops.shape(inputs))
-        return ops.cast(out, inputs.dtype)
+        return x, ops.sigmoid(x * slope + offset)
 
     def _channel_constants(self, channels, shape, dtype):
         """The weights as three per-channel vectors, in the input's channel
