@@ -3,9 +3,11 @@
 Submodules: `layers` (attention layers, registry), `applications` (model
 builders), `conversion` (PyTorch state_dict mapping), `checkpoints`
 (reading .pth/.safetensors without torch), `complexity` (parameter and
-FLOP counts), `testing` (the layer test harness), and the TensorFlow
-parts: `export` (SavedModel and TFLite), `data` (tf.data input pipelines)
-and `training` (recipes, strategies, exact resume, evaluation).
+FLOP counts), `testing` (the layer test harness), `files` (atomic writes),
+and the TensorFlow parts: `export` (SavedModel and TFLite), `data`
+(tf.data input pipelines), `training` (recipes, strategies, exact resume,
+evaluation), `finetune` (transfer learning, serving exports) and
+`visualization` (attention gates, Grad-CAM, plots).
 
 Each submodule is imported on first use (`keras_eca.layers`, ...), so
 `import keras_eca` itself does not import Keras or TensorFlow and the
@@ -29,9 +31,12 @@ _SUBMODULES = (
     "conversion",
     "data",
     "export",
+    "files",
+    "finetune",
     "layers",
     "testing",
     "training",
+    "visualization",
 )
 
 # Without `export` and `data`: a star import would import TensorFlow.
@@ -40,6 +45,7 @@ __all__ = [
     "checkpoints",
     "complexity",
     "conversion",
+    "files",
     "layers",
     "testing",
     "training",

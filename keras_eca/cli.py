@@ -167,6 +167,7 @@ def _convert(args):
 
     import keras
     from keras_eca import applications
+    from keras_eca import files
     from keras_eca.applications.imagenet_classes import IMAGENET_CLASSES
 
     if args.model not in applications.list_models():
@@ -190,14 +191,8 @@ def _convert(args):
         kernel_sizes=kernel_sizes,
     )
     load_time = time.perf_counter() - start
-    folder = os.path.dirname(os.path.abspath(output))
-    staged = os.path.join(folder, f".{os.path.basename(output)}.tmp.weights.h5")
-    try:
+    with files.staged_path(output) as staged:
         model.save_weights(staged)
-        os.replace(staged, output)
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
 
     image = applications.preprocess_input(_synthetic_image(size))
     logits = keras.ops.convert_to_numpy(model(image, training=False))[0]

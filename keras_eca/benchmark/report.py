@@ -4,6 +4,7 @@ import json
 import os
 import statistics
 
+from keras_eca import files
 from keras_eca.benchmark import suite
 
 
@@ -48,11 +49,9 @@ def ratio_row(comparison, metric, kind, candidate_values, baseline_values):
 
 def write_json(result, path):
     """Writes `result` via a temporary file, so a failure leaves no half file."""
-    tmp = f"{path}.partial"
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    files.write_text_atomically(
+        path, json.dumps(result, indent=2, sort_keys=True) + "\n"
+    )
 
 
 def _verdict(row):
@@ -182,7 +181,6 @@ def write_chart(result, path):
         fontsize=9,
     )
     fig.tight_layout()
-    tmp = f"{path}.partial.png"
-    fig.savefig(tmp, dpi=120)
+    with files.staged_path(path) as staged:
+        fig.savefig(staged, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -18,14 +18,14 @@ disk.
 
 import concurrent.futures
 import json
-import os
 import pathlib
 import re
-import tempfile
 
 import numpy as np
 
 import keras
+
+from keras_eca.files import write_atomically
 
 BACKUP_FORMAT = 1
 _META_KEY = "__meta__"
@@ -43,41 +43,6 @@ def training_variables(model):
         "optimizer": list(optimizer.variables) if optimizer is not None else [],
         "metrics": metric_variables,
     }
-
-
-def write_atomically(path, write):
-    """Calls `write(file)` on a temporary file beside `path`, syncs it to
-    disk and renames it to `path`: `path` is the old file or the new one,
-    never a part of either."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
-    sync_folder(path.parent)
-
-
-def sync_folder(folder):
-    # The rename itself is durable only once the folder entry is on disk.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def snapshot(model):

@@ -8,7 +8,6 @@ see one call.
 
 import contextlib
 import math
-import os
 import pathlib
 import shutil
 import sys
@@ -17,6 +16,7 @@ import time
 
 import keras
 
+from keras_eca import files
 from keras_eca.training import backup as backup_lib
 
 
@@ -210,22 +210,14 @@ class ModelFiles(keras.callbacks.Callback):
 
 def save_model_atomically(model, path):
     """`model.save(path)` through a temporary file renamed over `path`."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.stem}.partial.keras")
-    try:
-        model.save(temporary)
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        temporary.replace(path)
-        backup_lib.sync_folder(path.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with files.staged_path(path) as staged:
+        model.save(staged)
 
 
 def copy_atomically(source, path):
     """Copies `source` to `path` through a temporary file renamed over it."""
     with open(source, "rb") as file:
-        backup_lib.write_atomically(path, lambda out: shutil.copyfileobj(file, out))
+        files.write_atomically(path, lambda out: shutil.copyfileobj(file, out))
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from keras_eca.applications import build_model
 from keras_eca.applications import registry
 from keras_eca.applications.preprocessing import IMAGENET_MEAN
 from keras_eca.applications.preprocessing import IMAGENET_STD
+from keras_eca import files
 from keras_eca.training import backup as backup_lib
 from keras_eca.training import callbacks as callbacks_lib
 from keras_eca.training import distribution as distribution_lib
@@ -547,8 +548,7 @@ def _read_json(path):
 
 
 def _write_json(path, value):
-    text = json.dumps(value, indent=2, sort_keys=True) + "\n"
-    backup_lib.write_atomically(path, lambda file: file.write(text.encode()))
+    files.write_text_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def _read_history(path):
@@ -589,12 +589,9 @@ def _truncate_history(path, epoch):
     if len(kept) == len(rows):
         return
 
-    def write(file):
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows(kept)
-        file.write(text.getvalue().encode())
-
-    backup_lib.write_atomically(path, write)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(kept)
+    files.write_text_atomically(path, text.getvalue())
 
 
 def _say(stream, text):

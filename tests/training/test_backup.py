@@ -97,20 +97,6 @@ def test_a_backup_of_another_model_is_refused(tmp_path):
         backup_lib.read_backup(tmp_path / "state.npz").restore(bigger)
 
 
-def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
-    path = tmp_path / "state.npz"
-    backup_lib.write_atomically(path, lambda f: f.write(b"old"))
-
-    def broken(file):
-        file.write(b"half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        backup_lib.write_atomically(path, broken)
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["state.npz"]
-
-
 def test_no_backup_reads_as_none(tmp_path):
     assert backup_lib.read_backup(tmp_path / "state.npz") is None
 
