@@ -19,8 +19,9 @@ def staged_path(path):
     """Yields a temporary path beside `path`; on a clean exit the file
     written there is synced and renamed to `path`, otherwise removed.
 
-    The temporary name keeps `path`'s suffix, because some writers choose
-    the format by it (`model.save(".keras")`, `Figure.savefig(".png")`).
+    The temporary name ends with `path`'s suffixes, because some writers
+    choose the format by them (`model.save(".keras")`,
+    `model.save_weights(".weights.h5")`, `Figure.savefig(".png")`).
 
     Args:
         path: str or `os.PathLike`. The file to write; its folder is
@@ -41,8 +42,10 @@ def staged_path(path):
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The last two suffixes: Keras wants `.weights.h5` for `save_weights`.
+    suffix = "".join(path.suffixes[-2:])
     handle, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}"
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".partial{suffix}"
     )
     os.close(handle)
     staged = pathlib.Path(name)

@@ -29,6 +29,13 @@ def test_the_staged_path_keeps_the_suffix_and_does_not_exist(tmp_path):
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["figure.png"]
 
 
+def test_keras_weights_files_keep_their_double_suffix(tmp_path):
+    with files.staged_path(tmp_path / "net.weights.h5") as staged:
+        assert staged.name.endswith(".partial.weights.h5")
+        staged.write_bytes(b"h5")
+    assert (tmp_path / "net.weights.h5").read_bytes() == b"h5"
+
+
 def test_an_interrupted_writer_leaves_no_partial_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with files.staged_path(tmp_path / "model.keras") as staged:
