@@ -64,7 +64,8 @@ def copy_weights_by_name(source, target):
 def value_of(model, layer_name, images):
     """The output of `layer_name` in `model` for `images` (NumPy)."""
     probe = keras.Model(model.input, model.get_layer(layer_name).output)
-    return np.asarray(probe(images, training=False), "float64")
+    out = probe(images, training=False)
+    return np.asarray(keras.ops.convert_to_numpy(out), "float64")
 
 
 def batch_norm(x, layer):

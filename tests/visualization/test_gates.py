@@ -118,7 +118,8 @@ def test_shuffle_attention_unfolded():
     got = viz.attention_gates(model, BLOCK_INPUT)["attn"]
     y = helpers.value_of(model, "bn", BLOCK_INPUT)
     # The unfolded layer shuffles its output: undo it to compare.
-    out = helpers.natural_from_shuffled(np.asarray(model(BLOCK_INPUT), "float64"))
+    out = keras.ops.convert_to_numpy(model(BLOCK_INPUT)).astype("float64")
+    out = helpers.natural_from_shuffled(out)
     _check_shuffle_attention(got, layer, y, out)
 
 
