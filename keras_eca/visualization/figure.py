@@ -1,32 +1,21 @@
 """The one attention figure a fine-tuning run writes to its run folder."""
 
-import os
 import pathlib
-import secrets
 
+from keras_eca import files
 from keras_eca.layers import ShuffleAttention
 from keras_eca.visualization import gates as gates_lib
 from keras_eca.visualization import plots
 
 
 def save_figure_atomically(figure, path, dpi=110):
-    """Saves `figure` as a PNG at `path` through a temporary sibling and
-    `os.replace`: a reader sees the old file or the new one, never part of
-    one, and a failed save leaves nothing behind."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.parent / f".{path.stem}.{secrets.token_hex(6)}.partial.png"
-    # os.open, not mkstemp: the file gets the umask's mode, not 0600.
-    handle = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as file:
+    """Saves `figure` as a PNG at `path` through a temporary sibling
+    renamed over it (`keras_eca.files.staged_path`): a reader sees the old
+    file or the new one, never part of one, and a failed save leaves
+    nothing behind."""
+    with files.staged_path(path) as staged:
+        with open(staged, "wb") as file:
             figure.savefig(file, format="png", dpi=dpi)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(staged, path)
-    finally:
-        if staged.exists():
-            staged.unlink()
     return str(path)
 
 
@@ -124,9 +113,12 @@ def write_attention_figure(
             title=f"{model.name}: channel weights per class",
         )
         kinds = sorted({_kind(layers[k]) for k in keys})
+        classes = f"{len(by_class)} classes"
+        if len(by_class) > plots.MAX_CLASSES:
+            classes = f"first {plots.MAX_CLASSES} of {classes}"
         description = (
-            f"Channel weights (mean gate per channel, {len(by_class)} "
-            f"classes, {len(images)} images) of {len(keys)} "
+            f"Channel weights (mean gate per channel, {classes}, "
+            f"{len(images)} images) of {len(keys)} "
             f"{'/'.join(kinds)} blocks: {', '.join(keys)}"
         )
     else:

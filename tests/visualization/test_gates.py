@@ -194,6 +194,35 @@ def test_registry_model_flat_top_false_and_nested(eca_models, images):
     assert np.abs(last[0] - last[1]).max() > 1e-3
 
 
+def test_a_model_with_preprocessing_inside(eca_models, images):
+    flat = eca_models[0]
+    model = keras_eca.applications.build_model(
+        "eca_resnet18", weights=None, input_shape=(64, 64, 3), classes=3,
+        include_preprocessing=True,
+    )
+    copy = [layer for layer in model.layers if layer.name != "preprocessing"]
+    for layer in copy:
+        if layer.weights:
+            layer.set_weights(flat.get_layer(layer.name).get_weights())
+    rgb = (images * helpers.IMAGENET_STD + helpers.IMAGENET_MEAN) * 255.0
+    got = viz.attention_gates(model, rgb)
+    expected = viz.attention_gates(flat, images)
+    assert list(got) == list(expected)
+    for key in expected:
+        np.testing.assert_allclose(got[key]["channel"], expected[key]["channel"], atol=1e-4)
+
+
+def test_gates_stay_float32_under_mixed_precision():
+    reference = block_model(CHANNEL_GATES["se"](), bottleneck=True)
+    keras.config.set_dtype_policy("mixed_float16")
+    model = block_model(CHANNEL_GATES["se"](), bottleneck=True)
+    model.set_weights(reference.get_weights())
+    got = viz.attention_gates(model, BLOCK_INPUT)["attn"]["channel"]
+    assert got.dtype == np.float32
+    expected = viz.attention_gates(reference, BLOCK_INPUT)["attn"]["channel"]
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
 def test_the_gate_model_shares_the_weights_and_batches_agree(eca_models, images):
     flat = eca_models[0]
     gate_model = viz.attention_model(flat)
