@@ -223,6 +223,22 @@ def test_gates_stay_float32_under_mixed_precision():
     np.testing.assert_allclose(got, expected, atol=2e-3)
 
 
+def test_a_backbone_shared_by_two_models(eca_models, images):
+    flat, backbone, nested = eca_models
+    # A second model over the same backbone: the backbone now has two
+    # calls, and each model's gates come from its own.
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.Rescaling(0.5, name="half")(inputs)
+    other = keras.Model(inputs, backbone(x, training=False), name="other")
+    got = viz.attention_gates(other, images * 2.0)
+    expected = viz.attention_gates(nested, images)
+    for key in expected:
+        np.testing.assert_allclose(got[key]["channel"], expected[key]["channel"], atol=1e-5)
+    halved = viz.attention_gates(nested, images * 0.5)
+    assert not np.allclose(halved["backbone/conv2_block1_attn"]["channel"],
+                           expected["backbone/conv2_block1_attn"]["channel"], atol=1e-3)
+
+
 def test_the_gate_model_shares_the_weights_and_batches_agree(eca_models, images):
     flat = eca_models[0]
     gate_model = viz.attention_model(flat)
