@@ -21,6 +21,10 @@ FORBIDDEN = {
     "training": {"cli"},
     # data may use applications (the ImageNet statistics), never training.
     "data": {"training", "cli", "benchmark"},
+    # visualization reads models; fine-tuning and the CLI use it.
+    "visualization": {"finetune", "cli", "training", "data", "benchmark"},
+    # fine-tuning stands on data, training and visualization, below the CLI.
+    "finetune": {"cli"},
 }
 
 
