@@ -69,6 +69,7 @@ def _list_weights(args):
     hashed = {
         "pinned": "sha256",
         "hub": "hub sha256",
+        "prefix": "sha256 prefix",
         "unpublished": "unverified",
         "manual": "manual",
     }

@@ -42,6 +42,7 @@ from keras_eca.applications.preprocessing import decode_predictions
 from keras_eca.applications.preprocessing import preprocess_input
 from keras_eca.applications.registry import list_models
 from keras_eca.applications.registry import model_config
+from keras_eca.applications.weights import WeightsDownloadError
 
 __all__ = [
     "ECAMobileNetV2",
@@ -74,6 +75,7 @@ __all__ = [
     "SEResNet152",
     "TimmResNet50",
     "TimmSEResNet50",
+    "WeightsDownloadError",
     "build_model",
     "decode_predictions",
     "feature_extractor",

@@ -16,9 +16,14 @@ Sources:
 - The official SA-Net checkpoints (`wofmanaf/SA-Net`): Baidu Netdisk only,
   so they cannot be downloaded automatically (`url` is `None`); download
   them by hand and pass the file as `weights=`. SA-Net has no LICENSE file.
-- timm's ECA / SE ResNets and the torchvision ResNet-50 weights, from the
-  Hugging Face hub (`timm/<arch>.<tag>/model.safetensors`), verified
-  against the sha256 the hub publishes for the file.
+- timm's ECA / SE ResNets and torchvision's ResNet-18/34/50/101/152
+  weights (as timm rehosts them, `resnet*.tv_in1k`), from the Hugging
+  Face hub (`timm/<arch>.<tag>/model.safetensors`), verified against the
+  sha256 the hub publishes for the file.
+- torchvision's MobileNetV2 weights (`IMAGENET1K_V1`), from torchvision's
+  own URL. Their file name carries the first hex digits of the file's
+  sha256 (`mobilenet_v2-b0353104.pth`), which the download must match, as
+  torchvision checks it (`hash_source="prefix"`).
 
 timm's pruned models (`ecaresnet50d_pruned.miil_in1k`,
 `ecaresnet101d_pruned.miil_in1k`) have other layer widths than the
@@ -29,7 +34,9 @@ Entry fields: `architecture`, `tag`, `url` (`None`: manual download),
 `hub_repo` / `hub_file`, `file_name`, `file_format` (`"pth"` or
 `"safetensors"`), `sha256` (pinned hash or `None`), `hash_source`
 (`"pinned"`, `"hub"`: checked against the hub's published hash,
-`"unpublished"`: none exists, `"manual"`), `weights_layout` (the PyTorch
+`"prefix"`: the file's sha256 starts with the hex digits after the last
+`-` of `file_name`, `"unpublished"`: none exists, `"manual"`),
+`weights_layout` (the PyTorch
 key layout, see `keras_eca.conversion`), `kernel_sizes` (the checkpoint's
 ECA kernel size per stage, `None` without ECA), `preprocessing` (`mean`,
 `std`, `input_size`, `crop_pct`, `interpolation`, `test_input_size`,
@@ -40,6 +47,7 @@ ECA kernel size per stage, `None` without ECA), `preprocessing` (`mean`,
 """
 
 import copy
+import os
 
 from keras_eca.applications import registry
 from keras_eca.applications.preprocessing import IMAGENET_MEAN
@@ -49,7 +57,7 @@ HUB_URL_ENV = "KERAS_ECA_HUB_URL"
 GDRIVE_URL_ENV = "KERAS_ECA_GDRIVE_URL"
 DEFAULT_HUB_URL = "https://huggingface.co"
 DEFAULT_GDRIVE_URL = "https://drive.usercontent.google.com"
-HASH_SOURCES = ("pinned", "hub", "unpublished", "manual")
+HASH_SOURCES = ("pinned", "hub", "prefix", "unpublished", "manual")
 PREPROCESSING_FIELDS = (
     "mean",
     "std",
@@ -59,6 +67,43 @@ PREPROCESSING_FIELDS = (
     "test_input_size",
     "test_crop_pct",
 )
+
+
+
+class WeightsDownloadError(ValueError):
+    """Table weights that cannot be obtained: no network, or manual only.
+
+    Raised by `build_model(weights=...)` (and every model function) when
+    the weights of the table are neither in the cache nor downloadable:
+    the host cannot be reached, or the file can only be downloaded by hand
+    (SA-Net). The message names the URL and says what to do: pass a local
+    file as `weights=`, or place the downloaded file at `cache_path`, where
+    the next load verifies and uses it. A file that is there but fails
+    verification raises a plain `ValueError` instead.
+
+    A subclass of `ValueError`, which was raised before, so existing
+    handlers still catch it; catch this class to fall back, e.g., to
+    random initialization.
+
+    Attributes:
+        key: the table key, e.g. `"resnet18.tv_in1k"`.
+        url: where the file is downloaded from (`None`: by hand only).
+        cache_path: where a downloaded file may be placed:
+            `<cache_dir()>/<key><extension>`.
+    """
+
+    def __init__(self, message, key=None, url=None, cache_path=None):
+        super().__init__(message)
+        self.key = key
+        self.url = url
+        self.cache_path = cache_path
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (str(self), self.key, self.url, self.cache_path),
+        )
+
 
 _ECANET_REPO = "https://github.com/BangguWu/ECANet"
 _SANET_REPO = "https://github.com/wofmanaf/SA-Net"
@@ -212,6 +257,25 @@ def _timm(
         "license_note": license_note,
         "source": f"{DEFAULT_HUB_URL}/{repo}",
     }
+
+
+_TORCHVISION_URL = "https://download.pytorch.org/models"
+_TORCHVISION_DOCS = "https://pytorch.org/vision/stable/models/generated"
+_TORCHVISION_LICENSE_NOTE = "torchvision weights (BSD-3-Clause)."
+
+
+def _torchvision_resnet(architecture, top1, top5):
+    return _timm(
+        architecture,
+        f"{architecture}.tv_in1k",
+        _OFFICIAL,
+        None,
+        top1,
+        top5,
+        weights_layout="official",
+        license="bsd-3-clause",
+        license_note=_TORCHVISION_LICENSE_NOTE,
+    )
 
 
 # timm's EcaModule on the bottleneck widths 256..2048 (k >= 3).
@@ -387,18 +451,37 @@ _ENTRIES = [
         81.22,
         95.11,
     ),
-    # torchvision's ResNet-50 v1 weights, as rehosted by timm (same keys).
-    _timm(
-        "resnet50",
-        "resnet50.tv_in1k",
-        _preprocessing(),
-        None,
-        76.156,
-        92.86,
-        weights_layout="official",
-        license="bsd-3-clause",
-        license_note="torchvision weights (BSD-3-Clause).",
-    ),
+    # torchvision's ResNet v1 weights (IMAGENET1K_V1), as rehosted by timm
+    # (same keys). ResNet-50: timm's figures; the others: torchvision's.
+    _torchvision_resnet("resnet18", 69.758, 89.078),
+    _torchvision_resnet("resnet34", 73.314, 91.420),
+    _torchvision_resnet("resnet50", 76.156, 92.86),
+    _torchvision_resnet("resnet101", 77.374, 93.546),
+    _torchvision_resnet("resnet152", 78.312, 94.046),
+    # torchvision's MobileNetV2 (IMAGENET1K_V1), from torchvision's own URL.
+    {
+        "architecture": "mobilenet_v2",
+        "tag": "tv_in1k",
+        "url": f"{_TORCHVISION_URL}/mobilenet_v2-b0353104.pth",
+        "host": "url",
+        "file_name": "mobilenet_v2-b0353104.pth",
+        "file_format": "pth",
+        "sha256": None,
+        "hash_source": "prefix",
+        "weights_layout": "official",
+        "kernel_sizes": None,
+        "preprocessing": _OFFICIAL,
+        "top1": 71.878,
+        "top5": 90.286,
+        "test_top1": None,
+        "test_top5": None,
+        "license": "bsd-3-clause",
+        "license_note": _TORCHVISION_LICENSE_NOTE,
+        "source": (
+            f"{_TORCHVISION_DOCS}/torchvision.models.mobilenet_v2.html "
+            "(MobileNet_V2_Weights.IMAGENET1K_V1)"
+        ),
+    },
 ]
 
 WEIGHTS = {f"{e['architecture']}.{e['tag']}": e for e in _ENTRIES}
@@ -477,6 +560,60 @@ def default_weights(architecture):
     return None
 
 
+def preprocessing_for(architecture, weights="imagenet"):
+    """The preprocessing a `weights=` argument of `architecture` expects.
+
+    What `build_model(architecture, weights=weights,
+    include_preprocessing=True)` applies inside the model (`mean`, `std`),
+    and how the images were prepared for the published accuracy (resize the
+    shorter side to `input_size / crop_pct` with `interpolation`, then
+    center-crop `input_size`).
+
+    Args:
+        architecture: str. A registry key, see
+            `keras_eca.applications.list_models()`.
+        weights: `"imagenet"`, a weights tag or key of `architecture` (the
+            table entry's preprocessing), or `None` or the path to a local
+            weights file (the ImageNet defaults: mean `(0.485, 0.456,
+            0.406)`, std `(0.229, 0.224, 0.225)`, 224 pixels, crop 0.875,
+            bilinear). Defaults to `"imagenet"`.
+
+    Returns:
+        A new dict with the fields `mean`, `std` (per RGB channel, for
+        images scaled to [0, 1]), `input_size`, `crop_pct`,
+        `interpolation`, `test_input_size` and `test_crop_pct`.
+
+    Raises:
+        ValueError: if `architecture` is not registered, or `weights`
+            names weights it does not have (`"imagenet"` for an
+            architecture without released weights).
+
+    Example:
+
+    >>> from keras_eca.applications import weights
+    >>> config = weights.preprocessing_for("ecaresnet50t", "imagenet")
+    >>> config["input_size"], config["crop_pct"], config["interpolation"]
+    (256, 0.875, 'bicubic')
+    >>> weights.preprocessing_for("se_resnet50", None)["mean"]
+    (0.485, 0.456, 0.406)
+    """
+    # Imported here: the table itself does not import keras.
+    from keras_eca.applications import weights_loading
+
+    registry.check_model_name(architecture)
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    if weights is not None and not isinstance(weights, str):
+        raise ValueError(
+            "`weights` must be None, 'imagenet', a weights tag or key, or "
+            f"the path to a weights file. Received: weights={weights!r}"
+        )
+    if weights is None or not weights_loading.is_weights_name(weights):
+        return _preprocessing()
+    key = weights_loading.table_key(architecture, weights)
+    return copy.deepcopy(WEIGHTS[key]["preprocessing"])
+
+
 
 # The download / cache and loading halves sit above this table (they read
 # it); their public names stay reachable here, resolved on first use so
@@ -485,6 +622,7 @@ _ELSEWHERE = {
     "keras_eca.applications.weights_cache": (
         "CACHE_SUBDIR",
         "cache_dir",
+        "checkpoint_path",
         "converted_path",
         "download_url",
     ),
@@ -500,6 +638,7 @@ _ELSEWHERE = {
         "load_weights",
         "model_kernel_sizes",
         "resolve_weights",
+        "table_key",
     ),
 }
 _MODULE_OF = {
@@ -535,8 +674,10 @@ __all__ = [
     "SAFETENSORS_EXTENSIONS",
     "TOP_LAYERS",
     "WEIGHTS",
+    "WeightsDownloadError",
     "WeightsRequest",
     "cache_dir",
+    "checkpoint_path",
     "converted_path",
     "default_weights",
     "download_url",
@@ -544,6 +685,8 @@ __all__ = [
     "list_weights",
     "load_weights",
     "model_kernel_sizes",
+    "preprocessing_for",
     "resolve_weights",
+    "table_key",
     "weights_config",
 ]

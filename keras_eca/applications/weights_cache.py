@@ -24,8 +24,20 @@ Nothing in it is trusted blindly:
   it.
 - The cached checkpoint is checked before every conversion: against the
   table's pinned sha256, else the sha256 recorded when it was accepted,
-  else the hub's published sha256. One that differs is removed and
-  downloaded again.
+  else the hub's published sha256, else the sha256 prefix in the file name
+  (torchvision's files, `hash_source="prefix"`). One that differs is
+  removed and downloaded again.
+
+A checkpoint downloaded by hand may be placed in the cache under the name
+the cache gives it, `checkpoint_path(key)` (`<key>.pth.tar`, `<key>.pth`
+or `<key>.safetensors`): the next load checks it as above and converts and
+keeps it. When no sha256 can be had for it (none is published: the
+official ECA-Net and SA-Net files; or the hub cannot be reached), it is
+used if it loads strictly, with a warning that prints its sha256. When the
+weights are neither in the cache nor downloadable (no network; SA-Net's
+manual downloads), `WeightsDownloadError` (a `ValueError`) names the URL
+and says both ways out: pass a local file as `weights=`, or place it at
+`checkpoint_path(key)`.
 
 Downloads go through `keras.utils.get_file` into a staging folder inside
 the cache, are verified and converted, and only then moved into place
@@ -63,6 +75,7 @@ from keras_eca.applications.weights import DEFAULT_HUB_URL
 from keras_eca.applications.weights import GDRIVE_URL_ENV
 from keras_eca.applications.weights import HUB_URL_ENV
 from keras_eca.applications.weights import WEIGHTS
+from keras_eca.applications.weights import WeightsDownloadError
 
 CACHE_SUBDIR = "keras_eca"
 # Bump when `keras_eca.conversion` makes other weights from the same
@@ -235,14 +248,30 @@ def download_url(key):
     return entry["url"]
 
 
-def _hub_sha256(entry):
-    """The sha256 the hub publishes for the entry's file (its LFS oid)."""
+def _hub_sha256(key, entry):
+    """The sha256 the hub publishes for the entry's file (its LFS oid).
+
+    Raises `WeightsDownloadError` when the hub cannot be reached, and
+    `ValueError` when it publishes no sha256 for the file."""
     hub = _base_url(HUB_URL_ENV, DEFAULT_HUB_URL)
     url = f"{hub}/api/models/{entry['hub_repo']}/tree/main"
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
-            listing = json.loads(response.read().decode("utf-8"))
-    except (urllib.error.URLError, OSError, ValueError) as error:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as error:
+        if _not_found(error):  # The host answered: it has no listing.
+            raise ValueError(
+                f"Cannot get the published sha256 of {entry['hub_file']} "
+                f"from {url} ({error}), so the download cannot be verified."
+            ) from error
+        raise _download_error(
+            key,
+            f"the sha256 the hub publishes for {entry['hub_file']}, which "
+            f"the download must match, cannot be read from {url}: {error}",
+        ) from error
+    try:
+        listing = json.loads(data.decode("utf-8"))
+    except ValueError as error:
         raise ValueError(
             f"Cannot get the published sha256 of {entry['hub_file']} from "
             f"{url} ({error}), so the download cannot be verified."
@@ -258,6 +287,15 @@ def _hub_sha256(entry):
     )
 
 
+def _not_found(error):
+    """Whether a failed request reached its host, which answered that the
+    resource is not there (HTTP 404 / 410, or a missing `file://` file)."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (404, 410)
+    reason = getattr(error, "reason", error)
+    return isinstance(reason, FileNotFoundError)
+
+
 def _sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -271,6 +309,109 @@ def _raw_name(key, entry):
         os.path.splitext(entry["file_name"])[1]
     )
     return key + ext
+
+
+def checkpoint_path(key):
+    """Where the cache keeps the checkpoint of `key`, as downloaded.
+
+    A file downloaded by hand (from `download_url(key)`, or SA-Net's Baidu
+    link) may be placed here: the next load of `key` verifies it (see the
+    module docstring), converts it and keeps the conversion.
+
+    Args:
+        key: str. A table key.
+
+    Returns:
+        `<cache_dir()>/<key><extension>`, e.g.
+        `~/.keras/keras_eca/resnet18.tv_in1k.safetensors` (it may not
+        exist; the folder is neither created nor checked).
+    """
+    return os.path.join(_cache_path(), _raw_name(key, WEIGHTS[key]))
+
+
+def has_checkpoint(key):
+    """Whether the cache holds a checkpoint or a conversion of `key` (not
+    yet checked: loading does that)."""
+    paths = (checkpoint_path(key), converted_path(key))
+    return any(os.path.lexists(path) for path in paths)
+
+
+def sha256_prefix(entry):
+    """The sha256 prefix a `hash_source="prefix"` entry's file must have:
+    the hex digits after the last `-` of its file name, as torchvision
+    checks (`mobilenet_v2-b0353104.pth` -> `"b0353104"`)."""
+    match = re.search(r"-([0-9a-f]+)\.[^-]*$", entry["file_name"])
+    if match is None or len(match.group(1)) < 8:
+        raise ValueError(
+            "A `hash_source='prefix'` entry needs a file name ending in "
+            "'-<at least 8 hex digits>.<extension>'. Received: "
+            f"file_name={entry['file_name']!r}"
+        )
+    return match.group(1)
+
+
+def _how_verified(entry):
+    """How a checkpoint placed in the cache is checked, for messages."""
+    if entry["sha256"]:
+        return f"its sha256 must be {entry['sha256']}"
+    if entry["hash_source"] == "hub":
+        return (
+            "against the sha256 the hub publishes for it when the hub can be "
+            "reached; else it is used if it loads strictly, with a warning "
+            "that prints its sha256"
+        )
+    if entry["hash_source"] == "prefix":
+        return (
+            f"its sha256 must start with {sha256_prefix(entry)}, as "
+            "torchvision checks"
+        )
+    return (
+        "no sha256 is published for it: it is used if it loads strictly, "
+        "with a warning that prints its sha256"
+    )
+
+
+def placement_hint(key):
+    """Where a checkpoint downloaded by hand goes in the cache, and how it
+    is checked there: a sentence for error messages."""
+    entry = WEIGHTS[key]
+    return (
+        f"place it at {checkpoint_path(key)} (file name "
+        f"{os.path.basename(checkpoint_path(key))!r} in the weights cache "
+        f"$KERAS_HOME/{CACHE_SUBDIR}): the next load of weights={key!r} "
+        f"verifies it ({_how_verified(entry)}), then converts and uses it"
+    )
+
+
+def _download_error(key, reason):
+    """`WeightsDownloadError` for weights that could not be fetched."""
+    entry = WEIGHTS[key]
+    url = download_url(key)
+    name = entry["file_name"]
+    architecture = entry["architecture"]
+    return WeightsDownloadError(
+        f"Cannot download the weights {key!r} from {url} ({reason}). "
+        f"Download that file ({name}) where the network can be reached, "
+        "then either pass the file as `weights=` "
+        f"(build_model({architecture!r}, weights='/path/to/{name}')), or "
+        f"{placement_hint(key)}.",
+        key=key,
+        url=url,
+        cache_path=checkpoint_path(key),
+    )
+
+
+def manual_download_error(key, weights):
+    """`WeightsDownloadError` for weights that can only be downloaded by
+    hand (SA-Net) and are not in the cache."""
+    entry = WEIGHTS[key]
+    return WeightsDownloadError(
+        f"{entry['manual_download']} Or {placement_hint(key)}. "
+        f"Received: weights={weights!r}",
+        key=key,
+        url=None,
+        cache_path=checkpoint_path(key),
+    )
 
 
 def converted_path(key):
@@ -324,10 +465,18 @@ def load_cached(key, model, convert):
     except Exception as error:
         if problem is None:
             raise
-        raise ValueError(
+        message = (
             f"The cached weights {path} could not be used ({problem}), and "
             f"building them again failed: {error}"
-        ) from error
+        )
+        if isinstance(error, WeightsDownloadError):
+            raise WeightsDownloadError(
+                message,
+                key=error.key,
+                url=error.url,
+                cache_path=error.cache_path,
+            ) from error
+        raise ValueError(message) from error
 
 
 def _load_converted(cache, key, model):
@@ -427,12 +576,23 @@ def _rebuild(cache, key, model, convert):
     try:
         fetched = None
         if cached is not None:
-            digest, verified_by = cached
+            digest, verified_by, unverified = cached
             try:
                 convert(model, raw, layout=layout)
-            except Exception:
-                _discard(cache, raw)
-                raise
+            except Exception as error:
+                removed = _discard(cache, raw)
+                if unverified is None or isinstance(
+                    error, checkpoints.UnsafeCheckpointError
+                ):
+                    raise
+                raise ValueError(
+                    f"The checkpoint {raw} in the weights cache is not the "
+                    f"weights {key!r}: it does not load"
+                    + (", so it was removed" if removed else "")
+                    + f". {error}"
+                ) from error
+            if unverified is not None:
+                _warn_unverified(key, raw, digest, unverified, entry)
         else:
             fetched, digest = _download(key, entry, staging)
             verified_by = _convert_download(
@@ -456,19 +616,24 @@ def _rebuild(cache, key, model, convert):
 
 
 def _verified_checkpoint(cache, raw, entry, record):
-    """`(sha256, verified_by)` of the cached checkpoint if it matches the
-    sha256 it must have; `None` if there is none or it cannot be used
-    (a mismatch is removed)."""
+    """`(sha256, verified_by, unverified)` of the cached checkpoint if it
+    matches the sha256 it must have, or if none can be had for it
+    (`unverified` then says why, and it must load strictly); `None` if
+    there is none or it cannot be used (a mismatch is removed)."""
     if not cache.exists or not os.path.lexists(raw):
         return None
     problem = _untrusted(raw)
     if problem is None:
         expected, verified_by, against = _expected_checkpoint(entry, record)
-        if expected is None:
-            return None  # Unverifiable: downloaded again, replacing it.
         digest = _sha256(raw)
-        if digest == expected:
-            return digest, verified_by
+        if expected is None:
+            # None published (official ECA-Net, SA-Net) or the hub cannot
+            # be reached: a file placed here by hand, used if it loads.
+            return digest, verified_by, against
+        if digest.startswith(expected):
+            return digest, verified_by, None
+        if len(expected) < len(digest):
+            expected = f"a sha256 starting with {expected}"
         problem = f"its sha256 is {digest}, {against} is {expected}"
     removed = _discard(cache, raw)
     warnings.warn(
@@ -482,7 +647,9 @@ def _verified_checkpoint(cache, raw, entry, record):
 
 def _expected_checkpoint(entry, record):
     """`(sha256, verified_by, description)` the cached checkpoint must
-    match: pinned, else recorded when accepted, else the hub's."""
+    match (its start, for a prefix): pinned, else recorded when accepted,
+    else the hub's, else the prefix in the file name. Without one:
+    `(None, verified_by, why)`."""
     if entry["sha256"]:
         return entry["sha256"], "pinned", "the sha256 pinned in the table"
     recorded = _recorded(record, "source", "sha256")
@@ -490,11 +657,39 @@ def _expected_checkpoint(entry, record):
         verified_by = _recorded(record, "source", "verified_by")
         return recorded, verified_by, "the sha256 recorded when it was accepted"
     if entry["hash_source"] == "hub":
+        key = f"{entry['architecture']}.{entry['tag']}"
         try:
-            return _hub_sha256(entry), "hub", "the hub's published sha256"
-        except ValueError:
-            pass
-    return None, None, None
+            return _hub_sha256(key, entry), "hub", "the hub's published sha256"
+        except WeightsDownloadError as error:
+            return None, "unverified", (
+                "the hub, whose published sha256 it must match, cannot be "
+                f"reached ({error.__cause__ or error})"
+            )
+        except ValueError as error:
+            return None, "unverified", str(error)
+    if entry["hash_source"] == "prefix":
+        return (
+            sha256_prefix(entry),
+            "prefix",
+            f"the sha256 prefix in the file name {entry['file_name']}",
+        )
+    return None, entry["hash_source"], "no sha256 is published for it"
+
+
+def _warn_unverified(key, path, digest, why, entry):
+    """Warns, once per file and session, that `path` was accepted only
+    because it loads strictly."""
+    if (key, digest) in _WARNED:
+        return
+    _WARNED.add((key, digest))
+    warnings.warn(
+        f"The weights {key!r} in {path} could not be verified: {why}. The "
+        "file loads strictly, so it was accepted; its sha256 is "
+        f"{digest} (compare it with {entry['source']}, or pin it in "
+        f"keras_eca.applications.weights.WEIGHTS[{key!r}]['sha256'] to "
+        "verify it).",
+        stacklevel=4,
+    )
 
 
 def _staging(cache):
@@ -579,9 +774,14 @@ def _remove_stale_downloads(cache):
 def _download(key, entry, staging):
     """Downloads into `staging`; returns `(path, sha256)` once verified."""
     url = download_url(key)
+    if url is None:
+        raise manual_download_error(key, key)
     expected = entry["sha256"]
     if expected is None and entry["hash_source"] == "hub":
-        expected = _hub_sha256(entry)
+        expected = _hub_sha256(key, entry)
+    prefix = None
+    if expected is None and entry["hash_source"] == "prefix":
+        prefix = sha256_prefix(entry)
     try:
         path = keras.utils.get_file(
             fname=_raw_name(key, entry),
@@ -590,9 +790,8 @@ def _download(key, entry, staging):
             cache_subdir="",
         )
     except Exception as error:
-        raise ValueError(
-            f"Cannot download the weights {key!r} from {url}: {error}"
-        ) from error
+        reason = str(error) or type(error).__name__
+        raise _download_error(key, reason) from error
     actual = _sha256(path)
     if expected is not None and actual != expected:
         raise ValueError(
@@ -600,6 +799,15 @@ def _download(key, entry, staging):
             f"corrupt or was changed: its sha256 is {actual}, expected "
             f"{expected}. It was deleted; try again, or download it by hand "
             "and pass the file as `weights=`."
+        )
+    if prefix is not None and not actual.startswith(prefix):
+        raise ValueError(
+            f"The file downloaded from {url} for the weights {key!r} is "
+            f"corrupt or was changed: its sha256 is {actual}, expected one "
+            f"starting with {prefix} (the hex digits after the last '-' of "
+            f"{entry['file_name']}, as torchvision checks). It was deleted; "
+            "try again, or download it by hand and pass the file as "
+            "`weights=`."
         )
     with open(path, "rb") as file:
         head = file.read(64).lstrip().lower()
@@ -615,11 +823,13 @@ def _download(key, entry, staging):
 
 def _convert_download(model, path, digest, entry, key, convert, record):
     """Converts a download into `model`; returns what verified it
-    (`"pinned"`, `"hub"` or `"unpublished"`)."""
+    (`"pinned"`, `"hub"`, `"prefix"` or `"unpublished"`)."""
     url = download_url(key)
-    expected = entry["sha256"] or (
-        "the hub's published hash" if entry["hash_source"] == "hub" else None
-    )
+    expected = entry["sha256"]
+    if expected is None and entry["hash_source"] == "hub":
+        expected = "the hub's published hash"
+    elif expected is None and entry["hash_source"] == "prefix":
+        expected = f"one starting with {sha256_prefix(entry)}"
     try:
         convert(model, path, layout=entry["weights_layout"])
     except checkpoints.UnsafeCheckpointError:

@@ -107,9 +107,11 @@ def resolve_weights(architecture, weights, include_top):
         `None` for `weights=None`, else a `WeightsRequest`.
 
     Raises:
-        ValueError: if the architecture has no such weights, the weights
-            must be downloaded by hand (SA-Net), the file does not exist or
-            has an unsupported extension.
+        WeightsDownloadError: (a `ValueError`) if the weights must be
+            downloaded by hand (SA-Net) and are not in the cache; the
+            message says where to get them and where to put them.
+        ValueError: if the architecture has no such weights, the file does
+            not exist or has an unsupported extension.
     """
     del include_top  # Both variants load from the same files.
     if weights is None:
@@ -119,7 +121,12 @@ def resolve_weights(architecture, weights, include_top):
     if not isinstance(weights, str):
         raise _weights_error(architecture, weights)
     if is_weights_name(weights):
-        return WeightsRequest("table", key=_table_key(architecture, weights))
+        key = table_key(architecture, weights)
+        if WEIGHTS[key]["url"] is None and not weights_cache.has_checkpoint(
+            key
+        ):
+            raise weights_cache.manual_download_error(key, weights)
+        return WeightsRequest("table", key=key)
     if not os.path.isfile(weights):
         raise _weights_error(architecture, weights)
     lowered = weights.lower()
@@ -135,7 +142,26 @@ def resolve_weights(architecture, weights, include_top):
     )
 
 
-def _table_key(architecture, weights):
+def table_key(architecture, weights):
+    """The table key a weights name of `architecture` stands for.
+
+    Args:
+        architecture: str. A registry key.
+        weights: str. `"imagenet"` (the architecture's first entry), a tag
+            (`"miil_in1k"`) or a full key (`"ecaresnet50d.miil_in1k"`).
+
+    Returns:
+        The key, e.g. `"ecaresnet50d.miil_in1k"`; whether it can be
+        downloaded is not checked.
+
+    Raises:
+        ValueError: if `architecture` has no such weights.
+
+    Example:
+
+    >>> keras_eca.applications.weights.table_key("resnet18", "imagenet")
+    'resnet18.tv_in1k'
+    """
     if weights == "imagenet":
         key = default_weights(architecture)
         if key is None:
@@ -144,8 +170,10 @@ def _table_key(architecture, weights):
             )
             raise ValueError(
                 f"Pretrained weights are not available for {architecture!r}: "
-                "no checkpoint of it was released. Architectures with "
-                f"weights: {with_weights}. Received: weights={weights!r}"
+                "no checkpoint of it was released. Build it with "
+                "weights=None (random initialization) or a local weights "
+                f"file. Architectures with weights: {with_weights}. "
+                f"Received: weights={weights!r}"
             )
     elif "." in weights:
         key = weights
@@ -167,11 +195,6 @@ def _table_key(architecture, weights):
             raise _weights_error(
                 architecture, weights, f"Unknown weights {weights!r}. "
             )
-    entry = WEIGHTS[key]
-    if entry["url"] is None:
-        raise ValueError(
-            f"{entry['manual_download']} Received: weights={weights!r}"
-        )
     return key
 
 
@@ -191,6 +214,10 @@ def load_weights(model, request, make_model, canonical):
             override).
 
     Raises:
+        WeightsDownloadError: (a `ValueError`) if table weights are not in
+            the cache and cannot be downloaded; the message names the URL,
+            and the local file or cache path (`checkpoint_path(key)`) to
+            use instead.
         ValueError: if the weights do not fit the model (by name, listing
             every difference), or a download cannot be verified.
         UnsafeCheckpointError: if a PyTorch file asks for code to run.

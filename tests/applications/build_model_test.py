@@ -28,8 +28,9 @@ def small(architecture="resnet18", **kwargs):
         ({"weights": 3}, "Received: weights=3"),
         ({"weights": "no/such/file.h5"}, "weights='no/such/file.h5'"),
         (
-            {"weights": "imagenet"},
-            r"not available for 'resnet18'.*Received: weights='imagenet'",
+            {"architecture": "se_resnet18", "weights": "imagenet"},
+            r"not available for 'se_resnet18'.*weights=None.*"
+            r"Received: weights='imagenet'",
         ),
         (
             {"weights": "imagenet", "classes": 10},

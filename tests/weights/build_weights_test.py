@@ -70,9 +70,9 @@ def small_files(tmp_path_factory, files):
     "architecture, value, message",
     [
         (
-            "resnet18",
+            "se_resnet18",
             "imagenet",
-            r"not available for 'resnet18'.*'eca_resnet50'.*"
+            r"not available for 'se_resnet18'.*'eca_resnet50'.*"
             r"Received: weights='imagenet'",
         ),
         (
@@ -97,6 +97,8 @@ def small_files(tmp_path_factory, files):
             "imagenet",
             r"only on Baidu Netdisk.*github.com/wofmanaf/SA-Net.*474p.*"
             r"weights='/path/to/sa_resnet50.pth.tar'.*no LICENSE.*"
+            r"place it at .*keras_home/keras_eca/"
+            r"sa_resnet50.official_in1k.pth.tar.*"
             r"Received: weights='imagenet'",
         ),
         (

@@ -157,6 +157,10 @@ def test_list_weights(capsys):
         rows["ecaresnet50d.miil_in1k"],
     )
     assert rows["resnet50.tv_in1k"].endswith("bsd-3-clause")
+    assert re.search(
+        r"71\.88\s+224\s+url\s+sha256 prefix\s+bsd-3-clause$",
+        rows["mobilenet_v2.tv_in1k"],
+    )
 
     cli.main(["list-weights", "ecaresnet50t.*"])
     keys = [line.split()[0] for line in capsys.readouterr().out.splitlines()]

@@ -146,3 +146,47 @@ def logits_difference(model, fixture_name, key="logits"):
     x = fixture_utils.nchw_to_nhwc(arrays["input_nchw"])
     value = keras.ops.convert_to_numpy(model(x, training=False))
     return fixture_utils.max_relative_difference(value, arrays[key])
+
+
+def torch_state_dict(model, layout="official"):
+    """The PyTorch state_dict (NumPy arrays) that `keras_eca.conversion`
+    would load into `model` as its current weights: the converter's own
+    names, each Keras value put back into PyTorch's shape by inverting the
+    converter's tensor function (a permutation / reshape) on an index
+    array. BatchNorms get `num_batches_tracked`, as PyTorch saves them."""
+    from keras_eca.conversion import naming
+    from keras_eca.conversion import tensors
+
+    prefixes = naming.torch_prefixes(model, layout)
+    state_dict = {}
+    for layer in model.layers:
+        prefix = prefixes.get(layer.name)
+        if prefix is None:
+            continue
+        for entry in tensors.layer_tensors(layer, prefix):
+            size = int(np.prod(entry.torch_shape))
+            where = entry.convert(np.arange(size).reshape(entry.torch_shape))
+            value = np.empty(size, dtype="float32")
+            value[np.asarray(where).ravel()] = keras.ops.convert_to_numpy(
+                entry.variable
+            ).ravel()
+            state_dict[entry.key] = value.reshape(entry.torch_shape)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            state_dict[f"{prefix}.num_batches_tracked"] = np.array(
+                1000, dtype=np.int64
+            )
+    return state_dict
+
+
+def randomized(model, seed=0):
+    """Gives every weight of `model` random values a trained network could
+    hold (positive BatchNorm variances), so that a wrong mapping shows."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if variable.path.endswith("moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:
+            value = rng.standard_normal(shape) * 0.1
+        variable.assign(value.astype(variable.dtype))
+    return model

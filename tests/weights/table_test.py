@@ -9,6 +9,7 @@ from keras_eca import applications
 from keras_eca import layers
 from keras_eca.applications import registry
 from keras_eca.applications import weights
+from keras_eca.applications.weights_cache import sha256_prefix
 from tests.applications.registry_data_test import stage_of
 
 KEYS = weights.list_weights()
@@ -36,7 +37,21 @@ EXPECTED_KEYS = {
     "ecaresnet269d.ra2_in1k",
     "seresnet50.ra2_in1k",
     "timm_resnet50.a1_in1k",
+    "resnet18.tv_in1k",
+    "resnet34.tv_in1k",
     "resnet50.tv_in1k",
+    "resnet101.tv_in1k",
+    "resnet152.tv_in1k",
+    "mobilenet_v2.tv_in1k",
+}
+# torchvision's published accuracy (IMAGENET1K_V1; ResNet-50: timm's).
+TORCHVISION_ACCURACY = {
+    "resnet18": (69.758, 89.078),
+    "resnet34": (73.314, 91.420),
+    "resnet50": (76.156, 92.86),
+    "resnet101": (77.374, 93.546),
+    "resnet152": (78.312, 94.046),
+    "mobilenet_v2": (71.878, 90.286),
 }
 GDRIVE_IDS = {
     "eca_resnet18": "1LMRFRTyzVifGBi2MUpTuYEWW44S8mwyl",
@@ -92,9 +107,11 @@ def test_every_url_is_verified_or_marked(key):
         assert HASH_FIELD.fullmatch(entry["sha256"])
         assert entry["hash_source"] == "pinned"
     else:
-        assert entry["hash_source"] in ("hub", "unpublished")
+        assert entry["hash_source"] in ("hub", "prefix", "unpublished")
     if entry["hash_source"] == "hub":
         assert entry["host"] == "hub"
+    if entry["hash_source"] == "prefix":
+        assert re.fullmatch(r"[0-9a-f]{8,64}", sha256_prefix(entry))
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -128,6 +145,15 @@ def test_urls_sources_and_licenses(key):
         assert entry["license"] == ("bsd-3-clause" if tv else "apache-2.0")
         layout = registry.MODELS[architecture]["weights_layout"]
         assert entry["weights_layout"] == ("official" if tv else layout)
+    elif entry["host"] == "url":
+        assert architecture == "mobilenet_v2"
+        assert entry["url"] == (
+            "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
+        )
+        assert entry["hash_source"] == "prefix"
+        assert entry["file_format"] == "pth"
+        assert entry["license"] == "bsd-3-clause"
+        assert entry["weights_layout"] == "official"
     else:
         assert architecture.startswith("sa_resnet")
         assert entry["license"] is None
@@ -137,6 +163,29 @@ def test_urls_sources_and_licenses(key):
         assert "Baidu" in message and code in message
         assert "https://github.com/wofmanaf/SA-Net" in message
         assert "weights=" in message
+
+
+@pytest.mark.parametrize("architecture", sorted(TORCHVISION_ACCURACY))
+def test_torchvision_entries(architecture):
+    """The plain backbones' weights: torchvision's, with its published
+    accuracy and its ImageNet recipe (resize 256, crop 224, bilinear)."""
+    key = f"{architecture}.tv_in1k"
+    entry = weights.WEIGHTS[key]
+    assert weights.default_weights(architecture) == key
+    assert (entry["top1"], entry["top5"]) == TORCHVISION_ACCURACY[architecture]
+    assert entry["preprocessing"] == {
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "input_size": 224,
+        "crop_pct": 0.875,
+        "interpolation": "bilinear",
+        "test_input_size": 224,
+        "test_crop_pct": 0.875,
+    }
+    assert entry["kernel_sizes"] is None
+    assert entry["license"] == "bsd-3-clause"
+    if architecture != "mobilenet_v2":
+        assert entry["hub_repo"] == f"timm/{architecture}.tv_in1k"
 
 
 def test_default_weights_are_the_first_entry_of_each_architecture():
@@ -172,7 +221,8 @@ ARCHITECTURES = sorted({weights.WEIGHTS[k]["architecture"] for k in KEYS})
     "architecture",
     [
         pytest.param(a, marks=pytest.mark.slow)
-        if a in ("ecaresnet269d", "eca_resnet152", "ecaresnet101d")
+        if a
+        in ("ecaresnet269d", "eca_resnet152", "ecaresnet101d", "resnet152")
         else a
         for a in ARCHITECTURES
     ],
@@ -201,3 +251,47 @@ def test_list_weights_and_weights_config():
 
 def test_module_docstring_says_why_pruned_models_are_missing():
     assert "pruned" in weights.__doc__
+
+
+def test_preprocessing_for():
+    """What `include_preprocessing=True` and the fine-tuning use."""
+    own = weights.preprocessing_for("ecaresnet50t", "imagenet")
+    assert own == weights.WEIGHTS["ecaresnet50t.ra2_in1k"]["preprocessing"]
+    assert own["input_size"] == 256 and own["interpolation"] == "bicubic"
+    # The default argument is "imagenet"; tags and keys too.
+    assert weights.preprocessing_for("ecaresnet50t") == own
+    a3 = weights.preprocessing_for("ecaresnet50t", "a3_in1k")
+    assert a3["input_size"] == 160 and a3["test_input_size"] == 224
+    assert weights.preprocessing_for(
+        "ecaresnet50t", "ecaresnet50t.a3_in1k"
+    ) == a3
+    # Manual downloads have their entry too (nothing is downloaded).
+    assert weights.preprocessing_for("sa_resnet50")["crop_pct"] == 0.875
+    # No table entry: the ImageNet defaults.
+    defaults = {
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "input_size": 224,
+        "crop_pct": 0.875,
+        "interpolation": "bilinear",
+        "test_input_size": 224,
+        "test_crop_pct": 0.875,
+    }
+    assert weights.preprocessing_for("se_resnet50", None) == defaults
+    assert weights.preprocessing_for("ecaresnet50t", None) == defaults
+    assert weights.preprocessing_for(
+        "ecaresnet50t", "runs/x/model.keras"
+    ) == defaults
+    # A copy: changing it does not change the table.
+    own["input_size"] = 1
+    assert weights.WEIGHTS["ecaresnet50t.ra2_in1k"]["preprocessing"][
+        "input_size"
+    ] == 256
+    with pytest.raises(ValueError, match="not available for 'se_resnet50'"):
+        weights.preprocessing_for("se_resnet50")
+    with pytest.raises(ValueError, match="Received: weights='nope_in1k'"):
+        weights.preprocessing_for("ecaresnet50t", "nope_in1k")
+    with pytest.raises(ValueError, match="Received: architecture='nope'"):
+        weights.preprocessing_for("nope")
+    with pytest.raises(ValueError, match="Received: weights=3"):
+        weights.preprocessing_for("resnet18", 3)
