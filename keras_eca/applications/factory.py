@@ -10,6 +10,7 @@ from keras_eca.applications import registry
 from keras_eca.applications import weights_loading as weights_lib
 from keras_eca.applications.mobilenet_v2 import mobilenet_v2_features
 from keras_eca.applications.resnet import resnet_features
+from keras_eca.applications.weights import preprocessing_for
 from keras_eca.layers import EfficientChannelAttention
 from keras_eca.layers import attention_defaults
 from keras_eca.layers import get_attention
@@ -40,6 +41,7 @@ def build_model(
     attention=DEFAULT_ATTENTION,
     attention_kwargs=None,
     kernel_sizes=None,
+    include_preprocessing=False,
 ):
     """Builds a registered architecture as a functional Keras model.
 
@@ -51,7 +53,8 @@ def build_model(
     `"float16"` / `"bfloat16"` (the same, with half weights), and
     `"float64"`, where every layer, weight and output is float64 (for
     numerical checks). Feed it images processed by
-    `keras_eca.applications.preprocess_input`.
+    `keras_eca.applications.preprocess_input`, or build it with
+    `include_preprocessing=True` and feed it RGB images in [0, 255].
 
     Args:
         architecture: str. A registry key, see
@@ -102,15 +105,33 @@ def build_model(
             row of the 7-row table of MobileNetV2), or `"adaptive"` for the
             paper's rule `k = psi(C)` on the channels of each block. Only
             for ECA attention. Defaults to `None`, the architecture's sizes.
+        include_preprocessing: bool. Whether the model takes RGB images
+            with values in [0, 255] (as `keras.applications`' ConvNeXt and
+            EfficientNetV2 can) and normalizes them inside, as
+            `preprocess_input` does: `(x / 255 - mean) / std` per channel,
+            with the `mean` and `std` of the weights' table entry
+            (`keras_eca.applications.weights.preprocessing_for`; the
+            ImageNet ones for `weights=None` or a file). The first layer,
+            `"preprocessing"`, is then a `keras.layers.Normalization` with
+            these constants (no weights), computed in float32 (float64
+            under the `"float64"` policy); it saves and reloads with the
+            model (`.keras`, SavedModel). Needs 3 input channels. Defaults
+            to `False`.
 
     Returns:
         A `keras.Model` named `name`.
 
     Raises:
+        keras_eca.applications.WeightsDownloadError: (a `ValueError`) for
+            table weights that are neither in the cache nor downloadable
+            (no network; SA-Net's manual downloads). The message names the
+            URL and both ways out: pass a local file as `weights=`, or
+            place the downloaded file at the cache path it names, where
+            the next load verifies and uses it.
         ValueError: for an invalid argument; for weights that do not exist
-            for the architecture, must be downloaded by hand (SA-Net), fail
-            verification, or do not fit the model (every missing,
-            unexpected and mis-shaped tensor is named).
+            for the architecture, fail verification, or do not fit the
+            model (every missing, unexpected and mis-shaped tensor is
+            named).
         keras_eca.checkpoints.UnsafeCheckpointError: for a PyTorch file
             whose pickle asks for anything but tensors and containers
             (nothing from it runs).
@@ -132,6 +153,11 @@ def build_model(
     'SqueezeExcitationVar3'
     >>> model.output_shape
     (None, 512)
+    >>> model = keras_eca.applications.build_model(
+    ...     "resnet18", input_shape=(32, 32, 3), include_preprocessing=True
+    ... )
+    >>> model.layers[1].name, type(model.layers[1]).__name__
+    ('preprocessing', 'Normalization')
     """
     registry.check_model_name(architecture)
     config = registry.MODELS[architecture]
@@ -139,6 +165,11 @@ def build_model(
     _check_arguments(
         include_top, weights, pooling, classes, classifier_activation, name
     )
+    if not isinstance(include_preprocessing, bool):
+        raise ValueError(
+            "`include_preprocessing` must be a bool. "
+            f"Received: include_preprocessing={include_preprocessing!r}"
+        )
     classes = int(classes)  # e.g. np.int64: a plain int for the config
     make_attention = _attention_factory(
         config, attention, attention_kwargs, kernel_sizes
@@ -150,9 +181,12 @@ def build_model(
         architecture, weights, include_top
     )
 
-    x = FAMILIES[config["family"]](
-        img_input, config, make_attention, data_format
-    )
+    x = img_input
+    if include_preprocessing:
+        x = _preprocessing_layer(
+            architecture, weights_request, img_input, data_format
+        )(x)
+    x = FAMILIES[config["family"]](x, config, make_attention, data_format)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(
             data_format=data_format, name="avg_pool"
@@ -222,6 +256,36 @@ def build_model(
             model, weights_request, make_model, canonical
         )
     return model
+
+
+def _preprocessing_layer(
+    architecture, weights_request, img_input, data_format
+):
+    """`(x / 255 - mean) / std` per channel, with the weights' statistics,
+    as a built-in layer that saves and reloads: `Normalization` with the
+    mean and variance of `x` itself, `255 * mean` and `(255 * std) ** 2`."""
+    axis = -1 if data_format == "channels_last" else 1
+    channels = img_input.shape[axis]
+    if channels != 3:
+        raise ValueError(
+            "`include_preprocessing=True` needs RGB images with 3 channels "
+            f"(data_format={data_format!r}). Received: "
+            f"input_shape={tuple(img_input.shape[1:])}"
+        )
+    key = None
+    if weights_request is not None and weights_request.kind == "table":
+        key = weights_request.key
+    statistics = preprocessing_for(architecture, key)
+    mean = [255.0 * float(m) for m in statistics["mean"]]
+    variance = [(255.0 * float(s)) ** 2 for s in statistics["std"]]
+    float64 = keras.config.dtype_policy().compute_dtype == "float64"
+    return keras.layers.Normalization(
+        axis=axis,
+        mean=mean,
+        variance=variance,
+        dtype="float64" if float64 else "float32",
+        name="preprocessing",
+    )
 
 
 def _check_arguments(

@@ -2,19 +2,29 @@
 
 Every function takes the `keras.applications` arguments, plus the
 attention overrides of `keras_eca.applications.build_model`
-(`attention`, `attention_kwargs`, `kernel_sizes`).
+(`attention`, `attention_kwargs`, `kernel_sizes`). As in
+`keras.applications`, a function whose architecture has released weights
+(an entry of `keras_eca.applications.weights.WEIGHTS`) defaults to
+`weights="imagenet"`; the others default to `None` (random
+initialization). `build_model` itself defaults to `None`.
 """
+
+import inspect
+import textwrap
 
 from keras_eca.applications.factory import build_model
 from keras_eca.applications.registry import MODELS
+from keras_eca.applications.weights import WEIGHTS
+from keras_eca.applications.weights import default_weights
 
 _DOC = """Instantiates the {display_name} architecture (`"{architecture}"`).
 
 Source: {source}.
 
-Equivalent to `keras_eca.applications.build_model("{architecture}", ...)`;
-see there for the details of every argument. Images go through
-`keras_eca.applications.preprocess_input` first.
+Equivalent to `keras_eca.applications.build_model("{architecture}", ...)`
+with `weights={default}` by default; see there for the details of every
+argument. Images go through `keras_eca.applications.preprocess_input`
+first, unless the model is built with `include_preprocessing=True`.
 
 Args:
     include_top: bool. Whether to include the global average pooling and
@@ -22,7 +32,8 @@ Args:
     weights: `None` (random initialization), `"imagenet"`, a weights tag
         (`keras_eca.applications.weights.list_weights("{architecture}.*")`),
         or the path to a `.weights.h5`, `.keras`, PyTorch (`.pth`,
-        `.pth.tar`, `.bin`) or `.safetensors` file. Defaults to `None`.
+        `.pth.tar`, `.bin`) or `.safetensors` file.
+{weights_default}
     input_tensor: optional Keras tensor to use as the image input.
     input_shape: optional shape tuple without the batch axis; height and
         width of at least 32 (or `None`), any number of channels.
@@ -32,21 +43,67 @@ Args:
     classifier_activation: activation of the classifier, or `None` for
         logits. Defaults to `"softmax"`.
     name: str. Name of the model. Defaults to `"{architecture}"`.
+    include_preprocessing: bool. Whether the model takes RGB images in
+        [0, 255] and normalizes them inside, with the mean and std of its
+        weights (`keras_eca.applications.weights.preprocessing_for`).
+        Defaults to `False`: feed it `preprocess_input(images)`.
     **kwargs: `attention`, `attention_kwargs` and `kernel_sizes`, as in
         `keras_eca.applications.build_model`.
 
 Returns:
     A `keras.Model`.
 
+Raises:
+    keras_eca.applications.WeightsDownloadError: (a `ValueError`) if
+        pretrained weights are neither in the cache nor downloadable (no
+        network; manual downloads); the message names the URL, and the
+        local file or cache path to use instead.
+    ValueError: for an invalid argument, or weights that fail
+        verification or do not fit the model.
+
 Reference:
 - {reference}
 """
 
 
+def _weights_default(architecture):
+    """The docstring's sentence on the `weights` default, indented."""
+    key = default_weights(architecture)
+    if key is None:
+        text = (
+            "Defaults to `None`: no ImageNet weights of this architecture "
+            "were released."
+        )
+    else:
+        entry = WEIGHTS[key]
+        size = entry["preprocessing"]["input_size"]
+        text = (
+            f'Defaults to `"imagenet"`: the weights `{key}` (ImageNet-1k '
+            f"top-1 {entry['top1']:.2f}% at {size} pixels), downloaded once "
+            "into the cache `$KERAS_HOME/keras_eca`."
+        )
+    return textwrap.fill(
+        text, width=76, initial_indent=" " * 8, subsequent_indent=" " * 8
+    )
+
+
 def _documented(architecture):
+    """Writes the builder's docstring; its `weights` default must be
+    `"imagenet"` exactly when the architecture has released weights."""
+    default = "imagenet" if default_weights(architecture) else None
+
     def decorator(builder):
+        found = inspect.signature(builder).parameters["weights"].default
+        if found != default:  # a new table entry, a forgotten default
+            raise AssertionError(
+                f"{builder.__name__} must default to weights={default!r}, "
+                f"not {found!r}."
+            )
         builder.__doc__ = _DOC.format(
-            architecture=architecture, **MODELS[architecture]
+            architecture=architecture,
+            default='"imagenet"' if default else "None",
+            weights_default=_weights_default(architecture),
+            **MODELS[architecture],
         )
         return builder
 
@@ -56,13 +113,14 @@ def _documented(architecture):
 @_documented("resnet18")
 def ResNet18(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -75,6 +133,7 @@ def ResNet18(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -82,13 +141,14 @@ def ResNet18(
 @_documented("resnet34")
 def ResNet34(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -101,6 +161,7 @@ def ResNet34(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -108,13 +169,14 @@ def ResNet34(
 @_documented("resnet50")
 def ResNet50(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -127,6 +189,7 @@ def ResNet50(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -134,13 +197,14 @@ def ResNet50(
 @_documented("resnet101")
 def ResNet101(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -153,6 +217,7 @@ def ResNet101(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -160,13 +225,14 @@ def ResNet101(
 @_documented("resnet152")
 def ResNet152(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -179,6 +245,7 @@ def ResNet152(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -186,13 +253,14 @@ def ResNet152(
 @_documented("eca_resnet18")
 def ECAResNet18(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -205,6 +273,7 @@ def ECAResNet18(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -212,13 +281,14 @@ def ECAResNet18(
 @_documented("eca_resnet34")
 def ECAResNet34(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -231,6 +301,7 @@ def ECAResNet34(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -238,13 +309,14 @@ def ECAResNet34(
 @_documented("eca_resnet50")
 def ECAResNet50(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -257,6 +329,7 @@ def ECAResNet50(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -264,13 +337,14 @@ def ECAResNet50(
 @_documented("eca_resnet101")
 def ECAResNet101(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -283,6 +357,7 @@ def ECAResNet101(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -290,13 +365,14 @@ def ECAResNet101(
 @_documented("eca_resnet152")
 def ECAResNet152(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -309,6 +385,7 @@ def ECAResNet152(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -323,6 +400,7 @@ def SEResNet18(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -335,6 +413,7 @@ def SEResNet18(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -349,6 +428,7 @@ def SEResNet34(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -361,6 +441,7 @@ def SEResNet34(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -375,6 +456,7 @@ def SEResNet50(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -387,6 +469,7 @@ def SEResNet50(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -401,6 +484,7 @@ def SEResNet101(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -413,6 +497,7 @@ def SEResNet101(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -427,6 +512,7 @@ def SEResNet152(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -439,6 +525,7 @@ def SEResNet152(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -446,13 +533,14 @@ def SEResNet152(
 @_documented("sa_resnet50")
 def SAResNet50(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -465,6 +553,7 @@ def SAResNet50(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -472,13 +561,14 @@ def SAResNet50(
 @_documented("sa_resnet101")
 def SAResNet101(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -491,6 +581,7 @@ def SAResNet101(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -505,6 +596,7 @@ def SAResNet152(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -517,6 +609,7 @@ def SAResNet152(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -524,13 +617,14 @@ def SAResNet152(
 @_documented("mobilenet_v2")
 def MobileNetV2(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -543,6 +637,7 @@ def MobileNetV2(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -550,13 +645,14 @@ def MobileNetV2(
 @_documented("eca_mobilenet_v2")
 def ECAMobileNetV2(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -569,6 +665,7 @@ def ECAMobileNetV2(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -583,6 +680,7 @@ def SEMobileNetV2(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -595,6 +693,7 @@ def SEMobileNetV2(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -602,13 +701,14 @@ def SEMobileNetV2(
 @_documented("ecaresnet26t")
 def ECAResNet26T(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -621,6 +721,7 @@ def ECAResNet26T(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -628,13 +729,14 @@ def ECAResNet26T(
 @_documented("ecaresnet50d")
 def ECAResNet50D(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -647,6 +749,7 @@ def ECAResNet50D(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -654,13 +757,14 @@ def ECAResNet50D(
 @_documented("ecaresnet50t")
 def ECAResNet50T(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -673,6 +777,7 @@ def ECAResNet50T(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -680,13 +785,14 @@ def ECAResNet50T(
 @_documented("ecaresnetlight")
 def ECAResNetLight(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -699,6 +805,7 @@ def ECAResNetLight(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -706,13 +813,14 @@ def ECAResNetLight(
 @_documented("ecaresnet101d")
 def ECAResNet101D(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -725,6 +833,7 @@ def ECAResNet101D(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -739,6 +848,7 @@ def ECAResNet200D(
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -751,6 +861,7 @@ def ECAResNet200D(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -758,13 +869,14 @@ def ECAResNet200D(
 @_documented("ecaresnet269d")
 def ECAResNet269D(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -777,6 +889,7 @@ def ECAResNet269D(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -784,13 +897,14 @@ def ECAResNet269D(
 @_documented("seresnet50")
 def TimmSEResNet50(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -803,6 +917,7 @@ def TimmSEResNet50(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )
 
@@ -810,13 +925,14 @@ def TimmSEResNet50(
 @_documented("timm_resnet50")
 def TimmResNet50(
     include_top=True,
-    weights=None,
+    weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
+    include_preprocessing=False,
     **kwargs,
 ):
     return build_model(
@@ -829,5 +945,6 @@ def TimmResNet50(
         classes=classes,
         classifier_activation=classifier_activation,
         name=name,
+        include_preprocessing=include_preprocessing,
         **kwargs,
     )

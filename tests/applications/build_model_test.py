@@ -33,6 +33,14 @@ def small(architecture="resnet18", **kwargs):
             r"Received: weights='imagenet'",
         ),
         (
+            {"include_preprocessing": 1},
+            "Received: include_preprocessing=1",
+        ),
+        (
+            {"include_preprocessing": True, "input_shape": (32, 32, 1)},
+            r"3 channels.*Received: input_shape=\(32, 32, 1\)",
+        ),
+        (
             {"weights": "imagenet", "classes": 10},
             r"`classes` must be 1000.*Received: classes=10",
         ),

@@ -1,12 +1,16 @@
 """The registry rows agree with the models built from them."""
 
+import inspect
 import re
+import urllib.request
 
 import pytest
 
+import keras
 from keras_eca import applications
 from keras_eca import layers
 from keras_eca.applications import registry
+from keras_eca.applications import weights
 
 NAMES = applications.list_models()
 
@@ -123,9 +127,61 @@ def test_every_row_has_a_public_builder():
     assert len(set(display_names)) == len(display_names)
 
 
+def test_builders_default_to_imagenet_weights_where_released():
+    """As `keras.applications`: `ECAResNet50()` is the pretrained network;
+    architectures without released weights default to random ones."""
+    with_weights = set()
+    for name in NAMES:
+        builder = getattr(applications, registry.MODELS[name]["display_name"])
+        parameters = inspect.signature(builder).parameters
+        doc = " ".join(builder.__doc__.split())
+        released = weights.default_weights(name) is not None
+        expected = "imagenet" if released else None
+        assert parameters["weights"].default == expected, name
+        assert parameters["include_preprocessing"].default is False, name
+        if released:
+            with_weights.add(name)
+            assert f'`weights="imagenet"` by default' in doc
+            assert f"the weights `{weights.default_weights(name)}`" in doc
+        else:
+            assert "`weights=None` by default" in doc
+            assert "Defaults to `None`: no ImageNet weights" in doc
+        assert "WeightsDownloadError" in doc
+        assert "include_preprocessing: bool." in doc
+    assert {"resnet18", "resnet50", "mobilenet_v2", "eca_resnet50"} <= (
+        with_weights
+    )
+    assert not {"se_resnet50", "sa_resnet152", "ecaresnet200d"} & with_weights
+    # The generic builder keeps random initialization.
+    build = inspect.signature(applications.build_model).parameters
+    assert build["weights"].default is None
+    assert build["include_preprocessing"].default is False
+
+
+def test_builders_without_released_weights_build_offline(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the network must not be used")
+
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    model = applications.SEResNet18(input_shape=(32, 32, 3))
+    assert model.output_shape == (None, 1000)
+
+
+def test_a_builder_default_out_of_step_with_the_table_is_refused():
+    from keras_eca.applications import models
+
+    def SEResNet18(include_top=True, weights="imagenet"):  # noqa: N802
+        return None
+
+    with pytest.raises(AssertionError, match="weights=None, not 'imagenet'"):
+        models._documented("se_resnet18")(SEResNet18)
+
+
 def test_public_builder_passes_arguments():
     model = applications.ECAResNet18(
         include_top=False,
+        weights=None,  # The default, "imagenet", would download.
         input_shape=(32, 32, 3),
         pooling="avg",
         kernel_sizes="adaptive",
@@ -135,7 +191,10 @@ def test_public_builder_passes_arguments():
     assert model.get_layer("conv2_block1_attn").kernel.shape == (3,)
     assert model.get_layer("conv3_block1_attn").kernel.shape == (5,)
     model = applications.TimmSEResNet50(
-        input_shape=(32, 32, 3), classes=3, classifier_activation=None
+        weights=None,
+        input_shape=(32, 32, 3),
+        classes=3,
+        classifier_activation=None,
     )
     assert model.name == "seresnet50"
     assert model.output_shape == (None, 3)
