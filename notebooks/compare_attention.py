@@ -135,7 +135,7 @@ print(first_images.shape, first_images.dtype, first_labels[:10].numpy())
 
 # %%
 def train(name):
-    keras.utils.set_random_seed(SEED)  # the same initial weights for every run
+    keras.utils.set_random_seed(SEED)  # every model initialised from the same seed
     model = keras_eca.applications.build_model(
         name,
         weights=None,  # random initialisation: nothing is downloaded
