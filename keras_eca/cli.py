@@ -367,6 +367,73 @@ def _evaluate(args):
     )
 
 
+def _weights_flag(text):
+    """`--weights none` (or `random`) is random initialisation."""
+    return None if text.lower() in ("none", "random") else text
+
+
+def _unfreeze(text):
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 4:
+        raise argparse.ArgumentTypeError(
+            f"expected 'all' or a number of top stages from 0 to 4; got {text!r}"
+        )
+    return value
+
+
+def _quiet_tensorflow():
+    # TensorFlow's C++ start-up notes (no CUDA driver, CPU features) are
+    # not the command's output; an explicit setting wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _finetune(args):
+    _quiet_tensorflow()
+    from keras_eca import finetune
+
+    finetune.finetune(
+        args.dataset,
+        model=args.model,
+        weights=args.weights,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        output=args.output,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+        validation_fraction=args.validation_fraction,
+        unfreeze=args.unfreeze,
+        head_epochs=args.head_epochs,
+        learning_rate=args.learning_rate,
+        backbone_learning_rate=args.backbone_learning_rate,
+        flip=args.flip,
+        class_weights=not args.no_class_weights,
+        patience=args.patience,
+        overwrite=args.overwrite,
+    )
+
+
+def _predict(args):
+    for image in args.images:  # before seconds of imports
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"{image!r} is not an existing file.")
+    _quiet_tensorflow()
+    from keras_eca import finetune
+
+    results = finetune.predict(args.model_path, args.images, top=args.top)
+    width = max(len(name) for result in results for name in result["classes"])
+    for image, result in zip(args.images, results):
+        print(image)
+        for name, probability in zip(result["classes"], result["probabilities"]):
+            print(f"  {name:<{width}}  {probability:.4f}")
+
+
 def _list_recipes(args):
     from keras_eca import training
 
@@ -562,6 +629,107 @@ def build_parser():
     evaluate.add_argument("--image-size", type=_positive_int)
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
     evaluate.set_defaults(run=_evaluate)
+
+    finetune = commands.add_parser(
+        "finetune",
+        parents=[common],
+        help="fine-tune a model on your images (default: 1,797 embedded "
+        "handwritten digits, offline) and write a run folder: model.keras, "
+        "a SavedModel to serve, report.json and figures",
+    )
+    finetune.add_argument(
+        "--dataset", metavar="SOURCE",
+        help="a folder of class subfolders (ROOT/<class>/<image>, or "
+        "ROOT/train/... beside ROOT/val/...) or a TFDS name; default: the "
+        "embedded digits",
+    )
+    finetune.add_argument(
+        "--model", default="eca_resnet18",
+        help="see `keras-eca list-models` (default: eca_resnet18)",
+    )
+    finetune.add_argument(
+        "--weights", default="imagenet", type=_weights_flag,
+        help="imagenet (default; offline without them: random "
+        "initialisation), a weights tag or key (`keras-eca list-weights`), "
+        "a local file, or none",
+    )
+    finetune.add_argument(
+        "--image-size", type=_positive_int,
+        help="default: 32 for the digits, else the weights' own input size",
+    )
+    finetune.add_argument(
+        "--batch-size", type=_positive_int, help="default: 32"
+    )
+    finetune.add_argument(
+        "--epochs", type=_positive_int,
+        help="both phases together; default: 3 for the digits, else 10",
+    )
+    finetune.add_argument("--seed", type=int, default=0, help="default: 0")
+    finetune.add_argument("--output", required=True, metavar="RUN_DIR")
+    finetune.add_argument("--data-dir", help="TFDS data folder")
+    finetune.add_argument("--manual-dir", help="TFDS manual download folder")
+    finetune.add_argument(
+        "--validation-fraction", type=float, metavar="F",
+        help="stratified fraction held out for validation when the data "
+        "has no validation part (default: 0.2)",
+    )
+    finetune.add_argument(
+        "--unfreeze", type=_unfreeze, default="all", metavar="all|N",
+        help="phase 2 trains the whole backbone (all, the default) or its "
+        "top N of 4 stages; 0: the classifier only",
+    )
+    finetune.add_argument(
+        "--head-epochs", type=_positive_int, metavar="N",
+        help="epochs of phase 1 (default: a third of --epochs)",
+    )
+    finetune.add_argument(
+        "--learning-rate", type=float, metavar="LR",
+        help="peak learning rate of the classifier phase (default 1e-3; "
+        "2e-3 from random initialisation)",
+    )
+    finetune.add_argument(
+        "--backbone-learning-rate", type=float, metavar="LR",
+        help="peak learning rate of phase 2 (default 1e-4)",
+    )
+    finetune.add_argument(
+        "--flip", action=argparse.BooleanOptionalAction, default=None,
+        help="random horizontal flips (default: on, off for the digits)",
+    )
+    finetune.add_argument(
+        "--no-class-weights", action="store_true",
+        help="do not weigh classes by their share of the training images",
+    )
+    finetune.add_argument(
+        "--patience", type=_positive_int, default=3,
+        help="epochs without a better validation loss before a phase stops "
+        "(default 3)",
+    )
+    finetune.add_argument(
+        "--overwrite", action="store_true",
+        help="write into a non-empty RUN_DIR that holds no finetune run "
+        "(same-named files replaced, others kept)",
+    )
+    finetune.set_defaults(run=_finetune)
+
+    predict = commands.add_parser(
+        "predict",
+        parents=[common],
+        help="classify images with a finetune run's SavedModel (top classes "
+        "and probabilities per image)",
+    )
+    predict.add_argument(
+        "model_path", metavar="RUN_DIR_OR_SAVEDMODEL",
+        help="a `keras-eca finetune` run folder or its saved_model/",
+    )
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="JPEG, PNG, BMP or GIF files"
+    )
+    predict.add_argument(
+        "--top", type=_positive_int, default=None,
+        help="classes per image (default and most: 5, or the number of "
+        "classes)",
+    )
+    predict.set_defaults(run=_predict)
 
     recipes = commands.add_parser(
         "list-recipes", parents=[common], help="the training recipes"
