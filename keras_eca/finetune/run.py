@@ -279,6 +279,14 @@ def finetune(
         weights_by_class = finetune_data.class_weights(
             train_labels, data.num_classes
         )
+    if batch_size > data.train.num_examples:
+        raise ValueError(
+            f"`batch_size`={batch_size} is more than the "
+            f"{data.train.num_examples} training images of "
+            f"{data.description}: not one full step per epoch. Pass a "
+            f"batch size of at most {data.train.num_examples}. "
+            f"Received: batch_size={batch_size}"
+        )
     steps = data_lib.steps_per_epoch(data.train, batch_size)
 
     dist = distribution_lib.make_distribution("one_device")

@@ -4,6 +4,7 @@ its errors are one line, before any training."""
 import pytest
 
 from keras_eca import cli
+from tests.finetune import helpers
 
 pytestmark = pytest.mark.tensorflow_only
 
@@ -50,4 +51,7 @@ def test_errors_are_one_line_before_training(tmp_path, capsys):
         cli.main(["finetune", "--image-size", "16", "--output", str(tmp_path / "r")])
     with pytest.raises(SystemExit, match="Unknown model .resnet7."):
         cli.main(["finetune", "--model", "resnet7", "--output", str(tmp_path / "r")])
+    data = helpers.write_folder(tmp_path / "data", {"a": 5, "b": 5})
+    with pytest.raises(SystemExit, match=r"batch_size`=32 is more than the 8 training"):
+        cli.main(["finetune", "--dataset", str(data), "--output", str(tmp_path / "r")])
     assert not (tmp_path / "run").exists() and not (tmp_path / "r").exists()

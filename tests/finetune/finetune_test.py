@@ -288,3 +288,40 @@ def test_predict_and_the_cli(run, tmp_path, capsys):
         cli.main(["predict", str(tmp_path), paths[0]])
     with pytest.raises(SystemExit, match=r"`top` must be an integer from 1 to 5"):
         cli.main(["predict", str(result.run_dir), paths[0], "--top", "7"])
+
+
+def test_serving_latency_benchmark(run, capsys):
+    from keras_eca.benchmark import serving as bench
+
+    result, _ = run
+    latency = bench.serving_latency(
+        result.run_dir, batch_sizes=(1, 4), repeats=2, warmup=1
+    )
+    assert latency["image_size"] == 32 and latency["source_image_size"] == 37
+    assert sorted(latency["batches"]) == [1, 4]
+    for batch, row in latency["batches"].items():
+        assert 0 < row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+        assert row["images_per_s"] == pytest.approx(1000 * batch / row["median_ms"])
+    bench.main([str(result.run_dir), "--batch-sizes", "1,2", "--repeats", "2"])
+    out = capsys.readouterr().out
+    assert "JPEG bytes of 37 px in, class names out" in out
+    assert "batch   1:" in out and "batch   2:" in out
+    with pytest.raises(ValueError, match="repeats=0"):
+        bench.serving_latency(result.run_dir, repeats=0)
+
+
+@pytest.mark.slow
+def test_time_default_finetune_runs_the_command(tmp_path):
+    from keras_eca.benchmark import serving as bench
+
+    folder = helpers.write_folder(tmp_path / "data", {"a": 12, "b": 12})
+    timed = bench.time_default_finetune(
+        tmp_path / "run",
+        extra_args=["--dataset", str(folder), "--epochs", "1", "--image-size", "32",
+                    "--weights", "none", "--batch-size", "8"],
+    )
+    assert timed["wall_seconds"] > timed["report_seconds"]["total"] > 0
+    assert 0 <= timed["accuracy"] <= 1 and timed["epochs"] == 1
+    assert timed["weights"] == "random initialisation"
+    assert "Validation accuracy:" in timed["stdout"]
+    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
