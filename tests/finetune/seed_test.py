@@ -50,9 +50,19 @@ def weights_of(result):
 
 
 def test_offline_fallback_and_seeds(tmp_path, monkeypatch):
+    """Also under mixed precision (what a GPU gets by default): float16
+    compute, a float32 classifier, the global policy restored after."""
     offline(monkeypatch, tmp_path / "keras_home")
     log = io.StringIO()
-    fallback = tiny_run(tmp_path / "a", weights="imagenet", stream=log)
+    fallback = tiny_run(
+        tmp_path / "a", weights="imagenet", stream=log,
+        mixed_precision="mixed_float16",
+    )
+    assert keras.config.dtype_policy().name == "float32"
+    assert fallback.report["settings"]["mixed_precision"] == "mixed_float16"
+    backbone = fallback.model.get_layer("backbone")
+    assert backbone.get_layer("conv1_conv").compute_dtype == "float16"
+    assert fallback.model.get_layer("predictions").compute_dtype == "float32"
     text = log.getvalue()
     assert (
         "The weights 'imagenet' (eca_resnet18.official_in1k) are not at hand "
@@ -66,7 +76,7 @@ def test_offline_fallback_and_seeds(tmp_path, monkeypatch):
     assert "could not be downloaded" in info["note"]
     assert [p["name"] for p in fallback.report["phases"]] == ["scratch"]
 
-    plain = tiny_run(tmp_path / "b", weights=None)
+    plain = tiny_run(tmp_path / "b", weights=None, mixed_precision="mixed_float16")
     for a, b in zip(weights_of(fallback), weights_of(plain)):
         np.testing.assert_array_equal(a, b)
     assert fallback.history == plain.history
