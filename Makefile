@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST := $(BIN)/python -m pytest
+PYTEST := $(BIN)/python -m pytest --durations=20
 # The layer suite runs on every Keras backend; the rest needs TensorFlow.
 BACKEND_SUITE := tests/layers tests/test_docstrings.py
 
@@ -20,8 +20,9 @@ $(STAMP): requirements/lock.txt setup.cfg pyproject.toml
 
 setup: $(STAMP)
 
+# The main job: fine-tune ECA-ResNet-18 on the embedded digits, offline.
 demo: setup
-	$(BIN)/keras-eca demo
+	$(BIN)/keras-eca finetune --output runs/digits
 
 test: setup
 	KERAS_BACKEND=tensorflow $(PYTEST) -m "not slow"
