@@ -97,6 +97,9 @@ def write_curves(history, phases, path):
             `loss`, `accuracy`, `val_loss`, `val_accuracy`.
         phases: a list of dicts with `name`, `first_epoch`, `last_epoch`.
         path: the `.png` to write.
+
+    Returns:
+        The matplotlib `Figure`.
     """
     figure = _figure(10, 4)
     axes = figure.subplots(1, 2)
@@ -123,6 +126,10 @@ def write_curves(history, phases, path):
                 alpha=0.08,
                 label=f"phase {index + 1}: {phase['name']}",
             )
+        if metric == "loss" and all(
+            (row.get(k) or 0) > 0 for row in history for k in ("loss", "val_loss")
+        ):
+            ax.set_yscale("log")  # a first epoch's validation loss can be 100x
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if epochs:
@@ -130,11 +137,13 @@ def write_curves(history, phases, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     _save(figure, path)
+    return figure
 
 
 def write_confusion_matrix(matrix, class_names, path):
     """The confusion matrix (rows: true class, columns: predicted), with
-    counts written in the cells for up to 30 classes."""
+    counts written in the cells for up to 30 classes; returns the
+    `Figure`."""
     matrix = np.asarray(matrix)
     count = len(class_names)
     side = min(max(4.0, 0.45 * count + 2.0), 20.0)
@@ -161,3 +170,4 @@ def write_confusion_matrix(matrix, class_names, path):
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     _save(figure, path)
+    return figure

@@ -49,3 +49,39 @@ def test_undefined_ratios_are_zero():
         "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0
     }
     assert result["accuracy"] == 1.0 and result["total"] == 2
+
+
+def test_curves_mark_the_phases(tmp_path):
+    from keras_eca.finetune import report
+
+    history = [
+        dict(epoch=i + 1, loss=2 / (i + 1), accuracy=0.5 + 0.05 * i,
+             val_loss=3 / (i + 1), val_accuracy=0.4 + 0.06 * i)
+        for i in range(5)
+    ]
+    phases = [
+        dict(name="head", first_epoch=1, last_epoch=2),
+        dict(name="backbone", first_epoch=3, last_epoch=5),
+    ]
+    figure = report.write_curves(history, phases, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    loss, accuracy = figure.axes
+    assert (loss.get_title(), accuracy.get_title()) == ("Loss", "Accuracy")
+    for ax in (loss, accuracy):
+        labels = ax.get_legend_handles_labels()[1]
+        assert labels == ["training", "validation", "phase 1: head", "phase 2: backbone"]
+        boundaries = [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+        assert boundaries == [2.5]
+        assert list(ax.lines[0].get_ydata()) == [r[ax.get_title().lower()] for r in history]
+    assert loss.get_yscale() == "log"
+
+
+def test_confusion_matrix_figure_counts(tmp_path):
+    from keras_eca.finetune import report
+
+    matrix = finetune.confusion_matrix([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3)
+    figure = report.write_confusion_matrix(matrix, ["a", "b", "c"], tmp_path / "cm.png")
+    ax = figure.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["1", "1", "1", "1", "1"]
+    assert "accuracy 60.00%" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
