@@ -171,7 +171,6 @@ def resolve_data(
             smallest = _smallest_of_records(train, TFDS_SIZE_SAMPLE)
             where = f"among its first {TFDS_SIZE_SAMPLE} training images"
         class_names = tuple(train.class_names)
-    _check_classes(train, class_names, description)
     if not is_digits and min(smallest) < MIN_SIZE:
         raise ValueError(
             f"The images of {description} are too small for the models: "
@@ -181,6 +180,7 @@ def resolve_data(
             f"images to at least {MIN_SIZE} pixels on their shorter side "
             "first (as the embedded 8x8 digits are upscaled)."
         )
+    _check_classes(train, class_names, description)
     return FinetuneData(
         train=train,
         validation=validation,

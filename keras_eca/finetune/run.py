@@ -264,6 +264,14 @@ def finetune(
     flip = (not is_digits) if flip is None else bool(flip)
     if crop_scale is None:
         crop_scale = (0.5, 1.0) if is_digits else (0.08, 1.0)
+    if head_epochs is not None and head_epochs > epochs:
+        raise ValueError(
+            "`head_epochs` must be at most `epochs`. Received: "
+            f"head_epochs={head_epochs}, epochs={epochs}"
+        )
+    dist = distribution_lib.make_distribution("one_device")
+    policy = distribution_lib.resolve_precision(mixed_precision, dist)
+    jit = distribution_lib.resolve_jit_compile(jit_compile, dist)
 
     data = finetune_data.resolve_data(
         dataset,
@@ -288,10 +296,6 @@ def finetune(
             f"Received: batch_size={batch_size}"
         )
     steps = data_lib.steps_per_epoch(data.train, batch_size)
-
-    dist = distribution_lib.make_distribution("one_device")
-    policy = distribution_lib.resolve_precision(mixed_precision, dist)
-    jit = distribution_lib.resolve_jit_compile(jit_compile, dist)
 
     say(
         f"keras-eca finetune: {model} on {data.description}: "

@@ -55,3 +55,26 @@ def test_errors_are_one_line_before_training(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"batch_size`=32 is more than the 8 training"):
         cli.main(["finetune", "--dataset", str(data), "--output", str(tmp_path / "r")])
     assert not (tmp_path / "run").exists() and not (tmp_path / "r").exists()
+
+
+def test_python_api_argument_errors(tmp_path):
+    from keras_eca import finetune
+
+    output = tmp_path / "run"
+    cases = [
+        ({"head_epochs": 5, "epochs": 4}, "head_epochs=5, epochs=4"),
+        ({"mixed_precision": "half"}, "mixed_precision='half'"),
+        ({"jit_compile": "yes"}, "jit_compile='yes'"),
+        ({"monitor": "loss"}, "monitor='loss'"),
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"learning_rate": -1}, "learning_rate=-1"),
+        ({"seed": -1}, "seed=-1"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"unfreeze": 9}, "unfreeze=9"),
+        ({"output": None}, "output=None"),
+    ]
+    for kwargs, message in cases:
+        kwargs.setdefault("output", output)
+        with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+            finetune.finetune(**kwargs)
+    assert not output.exists()

@@ -112,3 +112,17 @@ def test_class_weights_of_balanced_labels_are_one():
     }
     with pytest.raises(ValueError, match=r"counts: \[2, 0\]"):
         finetune.class_weights(np.array([0, 0]), 2)
+
+
+def test_tfds_datasets(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        data = resolve("beans", data_dir=str(tmp_path))
+        assert data.class_names == ("angular_leaf_spot", "bean_rust", "healthy")
+        assert data.train.encoded and data.smallest_image == (500, 500)
+        assert data.description == "the TFDS dataset 'beans'"
+        with pytest.raises(ValueError) as error:
+            resolve("mnist", data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "the smallest is 28x28 pixels (among its first 64 training images)" in message

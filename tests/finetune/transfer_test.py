@@ -177,3 +177,21 @@ def test_imagenet_without_released_weights_trains_from_scratch():
         "initialisation."
     ]
     assert net.output_shape == (None, 2)
+
+
+def test_the_phase_plan():
+    from keras_eca.finetune import run as run_lib
+
+    def plan(*args):
+        return [(p["phase"], p["epochs"], p["learning_rate"]) for p in run_lib._plan(*args)]
+
+    # pretrained, epochs, head_epochs, unfreeze, learning_rate, backbone_rate
+    assert plan(False, 3, None, "all", None, None) == [("scratch", 3, 2e-3)]
+    assert plan(True, 10, None, "all", None, None) == [
+        ("head", 3, 1e-3), ("backbone", 7, 1e-4)
+    ]
+    assert plan(True, 1, None, "all", None, None) == [("head", 1, 1e-3)]
+    assert plan(True, 4, 1, 2, 5e-3, 5e-5) == [("head", 1, 5e-3), ("backbone", 3, 5e-5)]
+    assert plan(True, 4, None, 0, None, None) == [("head", 4, 1e-3)]
+    with pytest.raises(ValueError, match="head_epochs=5, epochs=4"):
+        run_lib._plan(True, 4, 5, "all", None, None)
