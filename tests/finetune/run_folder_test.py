@@ -112,3 +112,49 @@ def test_the_staging_folder_of_a_killed_run_is_removed(tmp_path):
     assert not stale.exists() and alive.exists()
     folder.discard()
     assert not staging.exists()
+
+
+@pytest.mark.tensorflow_only
+def test_a_run_interrupted_while_writing_leaves_the_earlier_run(tmp_path, monkeypatch):
+    import io
+    import types
+
+    import keras
+    from keras_eca import finetune
+    from keras_eca.finetune import report as report_lib
+    from tests.finetune import helpers
+
+    output = tmp_path / "run"
+    previous_run(output)
+    before = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+
+    def fit(self, *args, epochs, initial_epoch, callbacks, **kwargs):
+        """The callbacks' side of `fit`, without training (fast)."""
+        logs = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}
+        for callback in callbacks:
+            callback.set_model(self)
+            callback.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch)
+                callback.on_epoch_end(epoch, logs)
+        for callback in callbacks:
+            callback.on_train_end()
+        return types.SimpleNamespace(
+            epoch=list(range(initial_epoch, epochs)),
+            history={key: [value] * (epochs - initial_epoch) for key, value in logs.items()},
+        )
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    monkeypatch.setattr(report_lib, "write_curves", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.finetune(
+            helpers.digits(40), model="resnet18", weights=None, image_size=32,
+            epochs=1, batch_size=8, output=output, stream=io.StringIO(),
+        )
+    after = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
+    assert after == before
+    assert siblings(output) == []
