@@ -44,6 +44,7 @@ import numpy as np
 
 import keras_eca
 import keras_eca.data
+import keras_eca.finetune
 
 SMOKE = os.environ.get("SMOKE") == "1"
 
@@ -61,19 +62,15 @@ print(keras.backend.backend(), keras.__version__, "SMOKE" if SMOKE else "full ru
 # %% [markdown]
 # ## The data
 #
-# The digits are stored with their original values 0..16; scaled to 0..255
-# they are ordinary 8-bit grayscale images. `keras_eca.data.resolve_source`
-# takes `(images, labels)` arrays, repeats grayscale to RGB and holds out a
-# stratified 20% of every class for validation (deterministic for `seed`).
+# `keras_eca.finetune.load_digits(32)` gives the embedded digits as 32x32 RGB
+# images on 0..255 (upscaled from the 8x8 scans with an antialiased bilinear
+# filter), the data `keras-eca finetune` trains on by default.
+# `keras_eca.data.resolve_source` takes such `(images, labels)` arrays and
+# holds out a stratified 20% of every class for validation (deterministic for
+# `seed`).
 
 # %%
-import importlib.resources
-
-with importlib.resources.as_file(
-    importlib.resources.files("keras_eca.data") / "digits.npz"
-) as path, np.load(path) as digits:
-    images = np.round(digits["images"] * (255 / 16)).astype("uint8")
-    labels = digits["labels"].astype("int64")
+images, labels = keras_eca.finetune.load_digits(IMAGE_SIZE)
 class_names = [str(i) for i in range(10)]
 print(images.shape, images.dtype, np.bincount(labels))
 
@@ -87,7 +84,7 @@ print("train:", train_source.num_examples, "validation:", val_source.num_example
 
 figure, axes = plt.subplots(1, 10, figsize=(10, 1.3))
 for digit, ax in enumerate(axes):
-    ax.imshow(images[labels == digit][0], cmap="gray_r")
+    ax.imshow(images[labels == digit][0, :, :, 0], cmap="gray_r")
     ax.set_title(class_names[digit], fontsize=9)
     ax.set_axis_off()
 plt.show()

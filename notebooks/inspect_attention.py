@@ -85,7 +85,9 @@ def square(image, size):
     ).astype("float32")
 
 
-photos = np.stack([square(getattr(skimage.data, name)(), IMAGE_SIZE) for name in PHOTOS])
+photos = np.stack(
+    [square(getattr(skimage.data, name)(), IMAGE_SIZE) for name in PHOTOS]
+)
 
 rng = np.random.default_rng(0)
 
@@ -219,8 +221,9 @@ for kind, model in models.items():
 heatmaps = vis.grad_cam(
     models["ECA"], photos, class_index=281, layer_name="conv4_block6_out"
 )
-print("heatmaps", heatmaps.shape, heatmaps.dtype, float(heatmaps.min()), float(heatmaps.max()))
-display(vis.plot_grad_cam(photos, heatmaps, titles=[f"281 on {name}" for name in PHOTOS]))
+print("heatmaps", heatmaps.shape, heatmaps.dtype, heatmaps.min(), heatmaps.max())
+titles = [f"class 281 on {name}" for name in PHOTOS]
+display(vis.plot_grad_cam(photos, heatmaps, titles=titles))
 
 # %% [markdown]
 # ## The figure a fine-tuning run writes
@@ -249,8 +252,12 @@ for kind in ("ECA", "SA"):
 # (`keras_eca.applications.weights.list_weights()` lists the table):
 #
 # ```python
-# eca = keras_eca.applications.ECAResNet50(weights="imagenet", include_preprocessing=True)
-# se = keras_eca.applications.build_model("seresnet50", weights="imagenet", include_preprocessing=True)
+# eca = keras_eca.applications.ECAResNet50(
+#     weights="imagenet", include_preprocessing=True
+# )
+# se = keras_eca.applications.build_model(
+#     "seresnet50", weights="imagenet", include_preprocessing=True
+# )
 # ```
 #
 # Offline, pass a file you have instead (the official `.pth`, a timm
