@@ -27,10 +27,11 @@
 # starts from random weights with the same seed and sees the same
 # deterministic batches of `keras_eca.data.training_dataset`.
 #
-# It runs offline on 2 CPU cores in about five minutes; `SMOKE=1` runs one step
-# per model in seconds (the test suite does, and then also runs the
-# models eagerly: tracing a graph would cost more than the step it
-# speeds up, so the step times of a smoke run mean nothing).
+# It runs offline on 2 CPU cores in 3 to 7 minutes (about 5 CPU-minutes; the
+# more other jobs share the cores, the longer); `SMOKE=1` runs one step per
+# model in under a minute (the test suite does, and then also runs the models
+# eagerly: tracing a graph would cost more than the step it speeds up, so the
+# step times of a smoke run mean nothing).
 
 # %%
 import os

@@ -36,7 +36,7 @@
 # weights. The last section shows how to pass `weights=`.
 #
 # It runs offline on 2 CPU cores in two or three minutes; `SMOKE=1` uses small
-# images and fewer views, in seconds.
+# images and fewer views, in under a minute.
 
 # %%
 import os
