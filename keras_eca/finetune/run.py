@@ -534,10 +534,14 @@ def finetune(
                 matrix, data.class_names, staging / "confusion_matrix.png"
             )
             written += ["curves.png", "confusion_matrix.png"]
-            report["attention_figure"] = _attention_figure(
-                net, validation, data.class_names, staging / ATTENTION_FIGURE
-            )
-            written.append(ATTENTION_FIGURE)
+            try:
+                report["attention_figure"] = _attention_figure(
+                    net, validation, data.class_names, staging / ATTENTION_FIGURE
+                )
+                written.append(ATTENTION_FIGURE)
+            except Exception as error:  # a figure must not lose the run
+                report["attention_figure"] = {"error": f"{type(error).__name__}: {error}"}
+                say(f"No attention figure: {type(error).__name__}: {error}")
         written.append(REPORT)
         report["files"] = sorted(written)
         report["seconds"] = {

@@ -114,10 +114,29 @@ def test_the_staging_folder_of_a_killed_run_is_removed(tmp_path):
     assert not staging.exists()
 
 
+def fake_fit(self, *args, epochs, initial_epoch, callbacks, **kwargs):
+    """The callbacks' side of `fit`, without training (fast)."""
+    import types
+
+    logs = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}
+    for callback in callbacks:
+        callback.set_model(self)
+        callback.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
+            callback.on_epoch_end(epoch, logs)
+    for callback in callbacks:
+        callback.on_train_end()
+    return types.SimpleNamespace(
+        epoch=list(range(initial_epoch, epochs)),
+        history={key: [value] * (epochs - initial_epoch) for key, value in logs.items()},
+    )
+
+
 @pytest.mark.tensorflow_only
 def test_a_run_interrupted_while_writing_leaves_the_earlier_run(tmp_path, monkeypatch):
     import io
-    import types
 
     import keras
     from keras_eca import finetune
@@ -128,27 +147,10 @@ def test_a_run_interrupted_while_writing_leaves_the_earlier_run(tmp_path, monkey
     previous_run(output)
     before = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
 
-    def fit(self, *args, epochs, initial_epoch, callbacks, **kwargs):
-        """The callbacks' side of `fit`, without training (fast)."""
-        logs = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}
-        for callback in callbacks:
-            callback.set_model(self)
-            callback.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            for callback in callbacks:
-                callback.on_epoch_begin(epoch)
-                callback.on_epoch_end(epoch, logs)
-        for callback in callbacks:
-            callback.on_train_end()
-        return types.SimpleNamespace(
-            epoch=list(range(initial_epoch, epochs)),
-            history={key: [value] * (epochs - initial_epoch) for key, value in logs.items()},
-        )
-
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(keras.Model, "fit", fit)
+    monkeypatch.setattr(keras.Model, "fit", fake_fit)
     monkeypatch.setattr(report_lib, "write_curves", interrupted)
     with pytest.raises(KeyboardInterrupt):
         finetune.finetune(
@@ -158,3 +160,31 @@ def test_a_run_interrupted_while_writing_leaves_the_earlier_run(tmp_path, monkey
     after = {p.relative_to(output): p.read_bytes() for p in output.rglob("*") if p.is_file()}
     assert after == before
     assert siblings(output) == []
+
+
+@pytest.mark.tensorflow_only
+def test_a_failing_attention_figure_does_not_lose_the_run(tmp_path, monkeypatch):
+    import io
+
+    import keras
+    from keras_eca import finetune
+    from keras_eca import visualization
+    from tests.finetune import helpers
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot draw this model")
+
+    monkeypatch.setattr(keras.Model, "fit", fake_fit)
+    monkeypatch.setattr(visualization, "write_attention_figure", broken)
+    log = io.StringIO()
+    result = finetune.finetune(
+        helpers.digits(40), model="resnet18", weights=None, image_size=32,
+        epochs=1, batch_size=8, output=tmp_path / "run", export=False, stream=log,
+    )
+    assert result.report["attention_figure"] == {
+        "error": "ValueError: cannot draw this model"
+    }
+    assert "No attention figure: ValueError: cannot draw this model" in log.getvalue()
+    assert sorted(p.name for p in result.run_dir.iterdir()) == [
+        "confusion_matrix.png", "curves.png", "labels.txt", "log.csv", "report.json"
+    ]
