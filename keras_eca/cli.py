@@ -251,6 +251,11 @@ def _positive_int(text):
 
 
 def _benchmark(args):
+    if args.finetune:
+        from keras_eca.benchmark import serving
+
+        serving.main(["--finetune"])
+        return
     if args.input_pipeline or args.training_harness:
         repeats = ["--repeats", str(args.repeats)]
         if args.input_pipeline:
@@ -788,6 +793,13 @@ def build_parser():
     bench.add_argument(
         "--training-harness", action="store_true",
         help="instead: keras-eca train's steps/s against a bare model.fit",
+    )
+    bench.add_argument(
+        "--finetune", action="store_true",
+        help="instead: the first command (keras-eca finetune with its "
+        "defaults) timed in a fresh process, its accuracy, and its "
+        "SavedModel's serving latency (JPEG bytes in, names out) at batch "
+        "1 and 32",
     )
     bench.add_argument("--no-memory", action="store_true")
     bench.add_argument(

@@ -291,3 +291,12 @@ def test_help_imports_neither_tensorflow_nor_keras():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "convert" in result["commands"] and "benchmark" in result["commands"]
     assert result["imported"] == []
+
+
+def test_benchmark_finetune_times_the_first_command_and_its_serving(monkeypatch):
+    from keras_eca.benchmark import serving
+
+    calls = []
+    monkeypatch.setattr(serving, "main", calls.append)
+    assert cli.main(["benchmark", "--finetune"]) == 0
+    assert calls == [["--finetune"]]
