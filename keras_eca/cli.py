@@ -10,6 +10,8 @@ import os
 import sys
 import tempfile
 
+from keras_eca._checks import batch_sizes_argument
+
 # What a user can cause (bad value, missing or unreadable file,
 # keras_eca.checkpoints.UnsafeCheckpointError): one line, no traceback.
 USER_ERRORS = (ValueError, OSError)
@@ -223,19 +225,6 @@ def _pair(text):
             f"expected CANDIDATE:BASELINE, e.g. eca_resnet50:resnet50; got {text!r}"
         )
     return candidate, baseline
-
-
-def _batch_sizes(text):
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            "expected comma-separated integers, all positive, e.g. 1,16; "
-            f"got {text!r}"
-        )
-    return sizes
 
 
 def _positive_int(text):
@@ -761,7 +750,7 @@ def build_parser():
     )
     bench.add_argument("--image-size", type=_positive_int, default=224)
     bench.add_argument(
-        "--inference-batch-sizes", type=_batch_sizes, default=(1, 16),
+        "--inference-batch-sizes", type=batch_sizes_argument, default=(1, 16),
         metavar="B1,B2", help="default: 1,16",
     )
     bench.add_argument("--training-batch-size", type=_positive_int, default=16)

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from keras_eca._checks import batch_sizes_argument
+
 DEFAULT_BATCH_SIZES = (1, 32)
 # The crop fraction the test images are made for: a serving image is
 # larger than the model's input, as a photo would be.
@@ -178,18 +180,6 @@ def time_default_finetune(output=None, extra_args=(), timeout=1800):
     }
 
 
-def _batch_sizes(text):
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers; got {text!r}"
-        )
-    return sizes
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -201,7 +191,7 @@ def main(argv=None):
         "defaults (a temporary folder without RUN_DIR)",
     )
     parser.add_argument(
-        "--batch-sizes", type=_batch_sizes, default=DEFAULT_BATCH_SIZES,
+        "--batch-sizes", type=batch_sizes_argument, default=DEFAULT_BATCH_SIZES,
         metavar="B1,B2",
     )
     parser.add_argument("--repeats", type=int, default=20)
