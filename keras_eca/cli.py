@@ -656,7 +656,7 @@ def build_parser():
     )
     finetune.add_argument(
         "--epochs", type=_positive_int,
-        help="both phases together; default: 3 for the digits, else 10",
+        help="both phases together; default: 2 for the digits, else 10",
     )
     finetune.add_argument("--seed", type=int, default=0, help="default: 0")
     finetune.add_argument("--output", required=True, metavar="RUN_DIR")
