@@ -12,6 +12,19 @@ from keras_eca.applications import weights
 from keras_eca.applications.weights_cache import sha256_prefix
 from tests.applications.registry_data_test import stage_of
 
+
+# Resize 256, crop 224, bilinear: torchvision's recipe, and the defaults
+# without a table entry.
+IMAGENET_DEFAULTS = {
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+    "input_size": 224,
+    "crop_pct": 0.875,
+    "interpolation": "bilinear",
+    "test_input_size": 224,
+    "test_crop_pct": 0.875,
+}
+
 KEYS = weights.list_weights()
 HASH_FIELD = re.compile(r"[0-9a-f]{64}")
 
@@ -173,15 +186,7 @@ def test_torchvision_entries(architecture):
     entry = weights.WEIGHTS[key]
     assert weights.default_weights(architecture) == key
     assert (entry["top1"], entry["top5"]) == TORCHVISION_ACCURACY[architecture]
-    assert entry["preprocessing"] == {
-        "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225),
-        "input_size": 224,
-        "crop_pct": 0.875,
-        "interpolation": "bilinear",
-        "test_input_size": 224,
-        "test_crop_pct": 0.875,
-    }
+    assert entry["preprocessing"] == IMAGENET_DEFAULTS
     assert entry["kernel_sizes"] is None
     assert entry["license"] == "bsd-3-clause"
     if architecture != "mobilenet_v2":
@@ -268,15 +273,7 @@ def test_preprocessing_for():
     # Manual downloads have their entry too (nothing is downloaded).
     assert weights.preprocessing_for("sa_resnet50")["crop_pct"] == 0.875
     # No table entry: the ImageNet defaults.
-    defaults = {
-        "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225),
-        "input_size": 224,
-        "crop_pct": 0.875,
-        "interpolation": "bilinear",
-        "test_input_size": 224,
-        "test_crop_pct": 0.875,
-    }
+    defaults = IMAGENET_DEFAULTS
     assert weights.preprocessing_for("se_resnet50", None) == defaults
     assert weights.preprocessing_for("ecaresnet50t", None) == defaults
     assert weights.preprocessing_for(
