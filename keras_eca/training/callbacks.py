@@ -3,7 +3,8 @@
 `fit` is called once per epoch (so that a resumed epoch can start at its
 step), which is why the progress line counts epochs and steps itself
 instead of using Keras' progress bar, whose "Epoch 1/1" and ETA would only
-see one call.
+see one call, and why Keras' own and the user's callbacks are wrapped in
+`WholeRun`.
 """
 
 import contextlib
@@ -33,6 +34,73 @@ class RunPosition:
     def step(self, batch):
         """The epoch's step after `batch` (0-based within this `fit` call)."""
         return self.first_step + batch + 1
+
+
+class WholeRun(keras.callbacks.Callback):
+    """Shows a Keras callback the run's `fit` calls (one per epoch) as one
+    `fit`: `on_train_begin` before the first epoch only, `on_train_end`
+    once, from `end()` after the last, and the run's `epochs` in `params`.
+
+    Otherwise `on_train_begin` would reset `EarlyStopping`'s patience and
+    `ReduceLROnPlateau`'s wait every epoch (so they never fire), and
+    `TensorBoard` would open an event file per epoch. A resumed run is a
+    new `fit` for them: their state is not in the backup.
+    """
+
+    def __init__(self, callback, epochs):
+        super().__init__()
+        self.callback = callback
+        self.epochs = epochs
+        self.async_safe = getattr(callback, "async_safe", False)
+        self._began = False
+        self._logs = None
+        self._model_set = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        # Once: TensorBoard's `set_model` drops its (open) event writers.
+        if model is not self._model_set:
+            self._model_set = model
+            self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(dict(params, epochs=self.epochs))
+
+    def on_train_begin(self, logs=None):
+        if not self._began:
+            self._began = True
+            self.callback.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        self._logs = logs
+
+    def end(self):
+        """The run's `on_train_end`, once, after its last `fit`."""
+        if self._began:
+            self._began = False
+            self.callback.on_train_end(self._logs)
+
+
+def _forward(hook):
+    def forward(self, *args, **kwargs):
+        return getattr(self.callback, hook)(*args, **kwargs)
+
+    forward.__name__ = hook
+    return forward
+
+
+# `on_batch_*` are left out: Keras calls `on_train_batch_*`, whose default
+# calls the wrapped callback's `on_batch_*`.
+for _hook in (
+    "on_epoch_begin", "on_epoch_end",
+    "on_train_batch_begin", "on_train_batch_end",
+    "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+    "on_predict_begin", "on_predict_end",
+    "on_predict_batch_begin", "on_predict_batch_end",
+):
+    setattr(WholeRun, _hook, _forward(_hook))
+del _hook
 
 
 def _scalar(value):

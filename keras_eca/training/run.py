@@ -153,6 +153,10 @@ def train(
             (`tf.config.experimental.enable_op_determinism`), slower on GPU.
         export: write `model.keras` and `saved_model/` at the end.
         callbacks: extra Keras callbacks, called before the backup's.
+            They see the run as one `fit` (`on_train_begin` once, before
+            the first epoch this process trains; `on_train_end` once,
+            before the export), so e.g. `EarlyStopping(restore_best_weights=
+            True)` works as with a plain `fit` within one process.
         stream: where progress goes. Defaults to standard output.
 
     Returns:
@@ -313,12 +317,17 @@ def train(
         callbacks_lib.ProgressLine(position, stream=stream),
         callbacks_lib.ModelFiles(folder, monitor, state, write=chief),
     ]
+    keras_callbacks = []
     if chief:
-        callbacks += [
+        keras_callbacks += [
             keras.callbacks.CSVLogger(str(folder / "log.csv"), append=True),
             keras.callbacks.TensorBoard(str(folder / "logs"), write_graph=False),
         ]
-    callbacks += extra_callbacks
+    whole_run = [
+        callbacks_lib.WholeRun(callback, rec.epochs)
+        for callback in keras_callbacks + extra_callbacks
+    ]
+    callbacks += whole_run
     callbacks.append(backup)  # last: a backup means the epoch's files exist
 
     validation = None
@@ -354,9 +363,13 @@ def train(
         backup.close()
         if finalize is not None:
             del net.optimizer.finalize_variable_values
-    if finalize is not None:
-        with dist.scope():
+    with dist.scope():
+        if finalize is not None:
             finalize(net.trainable_variables)
+        # As `fit` orders them: the EMA copy, then `on_train_end` (which
+        # may restore EarlyStopping's best weights).
+        for callback in whole_run:
+            callback.end()
     seconds = time.perf_counter() - started
     history = _read_history(folder / "log.csv") if chief else []
     if export:

@@ -111,3 +111,55 @@ def test_keras_eca_train_on_a_folder_writes_a_complete_run_folder(
     printed = capsys.readouterr().out
     assert "4 images at 32 px" in printed
     assert f"top-1 {100 * history[0]['val_accuracy']:6.2f} %" in printed
+
+
+@pytest.mark.tensorflow_only
+def test_user_callbacks_see_the_run_as_one_fit(tmp_path):
+    """`fit` runs once per epoch, yet EarlyStopping stops the run and
+    restores its best weights, and TensorBoard keeps one event file."""
+    import io
+
+    import keras
+    import numpy as np
+
+    from keras_eca import training
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls, self.epoch_weights = [], []
+
+        def on_train_begin(self, logs=None):
+            self.calls.append(("begin", self.params["epochs"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.calls.append(("epoch", epoch))
+            self.epoch_weights.append(self.model.get_weights())
+
+        def on_train_end(self, logs=None):
+            self.calls.append(("end", None))
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(8, 32, 32, 3)).astype("uint8")
+    labels = np.arange(8) % 2
+    recorder = Recorder()
+    # No epoch can improve on the first by 1e9: patience 1 stops after the
+    # second epoch of four and puts the first epoch's weights back.
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="loss", patience=1, min_delta=1e9, restore_best_weights=True
+    )
+    run = training.train(
+        "resnet18", (images, labels), tmp_path / "run", recipe="smoke",
+        image_size=32, batch_size=4, epochs=4, steps_per_epoch=1,
+        export=False, callbacks=[recorder, stopper], stream=io.StringIO(),
+    )
+    assert recorder.calls == [("begin", 4), ("epoch", 0), ("epoch", 1), ("end", None)]
+    assert stopper.stopped_epoch == 1
+    assert [row["epoch"] for row in run.history] == [0, 1]
+    for restored, first in zip(run.model.get_weights(), recorder.epoch_weights[0]):
+        np.testing.assert_array_equal(restored, first)
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(recorder.epoch_weights[0], recorder.epoch_weights[1])
+    )
+    assert len(list((tmp_path / "run" / "logs" / "train").iterdir())) == 1
