@@ -30,6 +30,7 @@ _SUBMODULES = (
     "complexity",
     "conversion",
     "data",
+    "detection",
     "export",
     "files",
     "finetune",

@@ -25,6 +25,8 @@ FORBIDDEN = {
     "visualization": {"finetune", "cli", "training", "data", "benchmark"},
     # fine-tuning stands on data, training and visualization, below the CLI.
     "finetune": {"cli"},
+    # detection puts the builders into Keras detectors, below the CLI.
+    "detection": {"cli", "finetune", "benchmark"},
 }
 
 

@@ -1,0 +1,55 @@
+"""One entry point for detector backbones: `backbone(name, api=...)`."""
+
+from keras_eca.applications import registry
+
+API_NAMES = ("keras_cv",)
+
+
+def backbone(
+    name,
+    weights=None,
+    input_shape=(None, None, 3),
+    *,
+    include_preprocessing=True,
+    api="keras_cv",
+):
+    """A registry model as the backbone of a Keras detector.
+
+    Args:
+        name: str. A registry key (`keras-eca list-models`: the ResNet
+            and MobileNetV2 models), e.g. `"eca_resnet50"`.
+        weights: initial weights, anything `build_model(weights=...)`
+            takes (`None`, `"imagenet"`, a table key, a file). Only the
+            convolutional part is loaded.
+        input_shape: `(height, width, channels)`; sides may be `None`.
+        include_preprocessing: the backbone takes RGB in [0, 255] and
+            normalises it with the weights' own mean and std (KerasCV's
+            detectors feed unscaled images).
+        api: `"keras_cv"`: a registered `keras_cv.models.Backbone` with
+            `pyramid_level_inputs` (`"P2"`..`"P5"`, strides 4-32), for
+            `keras_cv.models.RetinaNet` and `YOLOV8Detector`.
+
+    Returns:
+        The backbone model.
+
+    Example:
+
+    >>> import keras_eca.detection
+    >>> net = keras_eca.detection.backbone(
+    ...     "eca_resnet18", input_shape=(128, 128, 3))
+    >>> net.pyramid_level_inputs["P5"]
+    'conv5_block2_out'
+    """
+    registry.check_model_name(name)  # every registry model has P2-P5
+    if api not in API_NAMES:
+        raise ValueError(
+            f"`api` must be one of {list(API_NAMES)}. Received: api={api!r}"
+        )
+    from keras_eca.detection import keras_cv_backbone
+
+    return keras_cv_backbone.KerasCVBackbone(
+        model=name,
+        weights=weights,
+        input_shape=input_shape,
+        include_preprocessing=include_preprocessing,
+    )
