@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # Tests run in TEST_WORKERS processes (pytest-xdist), a test file per
 # process at a time: much of a TensorFlow test is single-threaded Python
 # (tracing, saving), so 2 processes keep 2 cores busy (the default TF
-# suite: 18:45 wall instead of ~33 min in one process, measured).
+# suite: 19:06 wall instead of ~33 min in one process, measured).
 # `make test TEST_WORKERS=0` runs them in this process.
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile
