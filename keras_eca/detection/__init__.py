@@ -16,9 +16,8 @@ except ImportError as error:
         f"(the import failed: {error})"
     ) from error
 
-from keras_eca.detection import keras_cv_backbone  # registers the class
 from keras_eca.detection.backbones import API_NAMES
 from keras_eca.detection.backbones import backbone
-from keras_eca.detection.keras_cv_backbone import KerasCVBackbone
+from keras_eca.detection.keras_cv_backbone import KerasCVBackbone  # registered
 
 __all__ = ["API_NAMES", "KerasCVBackbone", "backbone"]

@@ -1,6 +1,7 @@
 """One entry point for detector backbones: `backbone(name, api=...)`."""
 
 from keras_eca.applications import registry
+from keras_eca.detection.keras_cv_backbone import KerasCVBackbone
 
 API_NAMES = ("keras_cv",)
 
@@ -45,9 +46,7 @@ def backbone(
         raise ValueError(
             f"`api` must be one of {list(API_NAMES)}. Received: api={api!r}"
         )
-    from keras_eca.detection import keras_cv_backbone
-
-    return keras_cv_backbone.KerasCVBackbone(
+    return KerasCVBackbone(
         model=name,
         weights=weights,
         input_shape=input_shape,
