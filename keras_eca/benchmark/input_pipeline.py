@@ -297,12 +297,12 @@ def epoch_order(source, seed, epoch):
     """`(paths, labels, augment_key)` of the first pass of
     `training_dataset(source, seed=seed, epoch=epoch)`, for the baseline."""
     salt = pipeline._SHUFFLE_SALT
-    keys = source._keys(pipeline._derived_seed(seed, epoch, 0, salt))
+    keys = source._keys(pipeline.derived_seed(seed, epoch, 0, salt))
     paths, labels = [], []
     for path, label in keys.as_numpy_iterator():
         paths.append(path)
         labels.append(label)
-    augment_key = pipeline._derived_seed(seed, epoch, pipeline._AUGMENT_SALT)
+    augment_key = pipeline.derived_seed(seed, epoch, pipeline._AUGMENT_SALT)
     return np.asarray(paths), np.asarray(labels), augment_key
 
 

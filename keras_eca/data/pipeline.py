@@ -30,7 +30,7 @@ def _check_source(source):
         )
 
 
-def _check_count(name, value, minimum=1):
+def check_count(name, value, minimum=1):
     if not is_integer(value) or value < minimum:
         raise ValueError(
             f"`{name}` must be an integer >= {minimum}. "
@@ -39,7 +39,7 @@ def _check_count(name, value, minimum=1):
     return int(value)
 
 
-def _check_pipeline(input_pipeline):
+def check_input_pipeline(input_pipeline):
     try:
         index, count = input_pipeline
     except (TypeError, ValueError):
@@ -52,7 +52,7 @@ def _check_pipeline(input_pipeline):
     return int(index), int(count)
 
 
-def _options():
+def dataset_options():
     options = tf.data.Options()
     # Sharding is explicit (input_pipeline); tf.distribute must not re-shard.
     options.experimental_distribute.auto_shard_policy = (
@@ -62,7 +62,7 @@ def _options():
     return options
 
 
-def _derived_seed(*parts):
+def derived_seed(*parts):
     """A 63-bit seed mixed from integers (NumPy's SeedSequence)."""
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2)
     return (int(state[0]) << 31) ^ int(state[1])
@@ -79,7 +79,7 @@ def steps_per_epoch(source, global_batch_size):
     2
     """
     _check_source(source)
-    global_batch_size = _check_count("global_batch_size", global_batch_size)
+    global_batch_size = check_count("global_batch_size", global_batch_size)
     steps = source.num_examples // global_batch_size
     if steps == 0:
         raise ValueError(
@@ -152,11 +152,11 @@ def training_dataset(
     """
     _check_source(source)
     image_size = transforms.check_image_size(image_size)
-    global_batch_size = _check_count("global_batch_size", global_batch_size)
-    seed = _check_count("seed", seed, 0)
-    epoch = _check_count("epoch", epoch, 0)
-    num_replicas = _check_count("num_replicas", num_replicas)
-    index, count = _check_pipeline(input_pipeline)
+    global_batch_size = check_count("global_batch_size", global_batch_size)
+    seed = check_count("seed", seed, 0)
+    epoch = check_count("epoch", epoch, 0)
+    num_replicas = check_count("num_replicas", num_replicas)
+    index, count = check_input_pipeline(input_pipeline)
     if global_batch_size % num_replicas:
         raise ValueError(
             "`global_batch_size` must be a multiple of `num_replicas`. "
@@ -171,8 +171,8 @@ def training_dataset(
         )
     if steps is None:
         steps = steps_per_epoch(source, global_batch_size)
-    steps = _check_count("steps", steps)
-    start_step = _check_count("start_step", start_step, 0)
+    steps = check_count("steps", steps)
+    start_step = check_count("start_step", start_step, 0)
     if start_step > steps:
         raise ValueError(
             f"`start_step` must be <= steps ({steps}). "
@@ -194,7 +194,7 @@ def training_dataset(
     passes = range(first // total, max(-(-end // total), first // total + 1))
     stream = None
     for p in passes:
-        keys = source._keys(_derived_seed(seed, epoch, p, _SHUFFLE_SALT))
+        keys = source._keys(derived_seed(seed, epoch, p, _SHUFFLE_SALT))
         stream = keys if stream is None else stream.concatenate(keys)
     stream = stream.enumerate(start=passes[0] * total)
     stream = stream.skip(first - passes[0] * total).take(end - first)
@@ -207,7 +207,7 @@ def training_dataset(
             lambda k, key: tf.equal((k % global_batch_size) // share, index)
         )
     augment_key = tf.constant(
-        _derived_seed(seed, epoch, _AUGMENT_SALT), tf.int64
+        derived_seed(seed, epoch, _AUGMENT_SALT), tf.int64
     )
     encoded = source.encoded
     load = source._load
@@ -234,7 +234,7 @@ def training_dataset(
     if channels_first:
         ds = ds.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y))
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(_options())
+    return ds.with_options(dataset_options())
 
 
 def _check_data_format(data_format):
@@ -288,8 +288,8 @@ def evaluation_dataset(
     """
     _check_source(source)
     image_size = transforms.check_image_size(image_size)
-    batch_size = _check_count("batch_size", batch_size)
-    index, count = _check_pipeline(input_pipeline)
+    batch_size = check_count("batch_size", batch_size)
+    index, count = check_input_pipeline(input_pipeline)
     mean255, std255 = transforms.check_stats(mean, std)
     channels_first = _check_data_format(data_format)
     # Check crop_pct and interpolation now, not inside tf.data.
@@ -327,4 +327,4 @@ def evaluation_dataset(
     if channels_first:
         ds = ds.map(lambda x, y: (tf.transpose(x, [0, 3, 1, 2]), y))
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(_options())
+    return ds.with_options(dataset_options())
