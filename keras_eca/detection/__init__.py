@@ -3,9 +3,15 @@ keras_eca[detection]`).
 
 `backbone(name, ...)` turns any ResNet or MobileNetV2 model of the registry
 into the backbone a KerasCV detector takes (`keras_cv.models.RetinaNet`,
-`keras_cv.models.YOLOV8Detector`). Import this module before
-`keras.saving.load_model` of a saved detector: importing it registers the
-backbone class the file names.
+`keras_cv.models.YOLOV8Detector`); `build_detector` builds one on it.
+`resolve_detection_source` reads TFDS `coco/2017`-style datasets or the
+embedded synthetic set, `training_dataset` / `evaluation_dataset` make
+their fixed-size batches, and `evaluate_detector` / `CocoEvaluator` give
+COCO's AP and AR through pycocotools. `keras_eca.export.export_saved_model`
+exports a detector with its NMS.
+
+Import this module before `keras.saving.load_model` of a saved detector:
+importing it registers the backbone class the file names.
 """
 
 try:
@@ -18,6 +24,23 @@ except ImportError as error:
 
 from keras_eca.detection.backbones import API_NAMES
 from keras_eca.detection.backbones import backbone
+from keras_eca.detection.data import BOX_FORMAT
+from keras_eca.detection.data import DetectionSource
+from keras_eca.detection.data import evaluation_dataset
+from keras_eca.detection.data import resolve_detection_source
+from keras_eca.detection.data import training_dataset
+from keras_eca.detection.detectors import DETECTOR_NAMES
+from keras_eca.detection.detectors import build_detector
+from keras_eca.detection.detectors import compile_detector
+from keras_eca.detection.detectors import decode
+from keras_eca.detection.detectors import evaluate_detector
 from keras_eca.detection.keras_cv_backbone import KerasCVBackbone  # registered
+from keras_eca.detection.metrics import METRIC_NAMES
+from keras_eca.detection.metrics import CocoEvaluator
 
-__all__ = ["API_NAMES", "KerasCVBackbone", "backbone"]
+__all__ = [
+    "API_NAMES", "BOX_FORMAT", "CocoEvaluator", "DETECTOR_NAMES",
+    "DetectionSource", "KerasCVBackbone", "METRIC_NAMES", "backbone",
+    "build_detector", "compile_detector", "decode", "evaluate_detector",
+    "evaluation_dataset", "resolve_detection_source", "training_dataset",
+]
