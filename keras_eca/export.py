@@ -9,6 +9,9 @@ What the tests of `tests/export` check, on models of every family:
 - `export_saved_model`: `tf.saved_model.load(path).serve(x)` returns
   exactly `model.predict(x)` (a maximum difference of 0.0); a model built
   with `input_shape=(None, None, 3)` serves any image size.
+- `export_saved_model` of a KerasCV detector (RetinaNet, YOLOV8): `serve`
+  returns its decoded, NMS-filtered detections, exactly as
+  `detector.decode_predictions(detector(x, training=False), x)`.
 - `to_tflite` + `run_tflite`: float32 TFLite models match
   `model.predict` within 1e-4 (observed maximum differences: 4e-8 on
   ECA-MobileNetV2 logits of magnitude < 0.04 at 96x96, 3e-6 on
@@ -32,6 +35,14 @@ def export_saved_model(model, path):
     batch size, and any image size where the model's input has `None`
     dimensions) and returns the model's output in inference mode.
 
+    A KerasCV detector (anything with `decode_predictions` and a
+    `prediction_decoder`, e.g. `keras_cv.models.RetinaNet`) is exported
+    with its box decoding and non-max suppression in the graph: `serve`
+    returns a dict of `boxes` (B, N, 4, in the detector's box format),
+    `scores` (B, N), `classes` (B, N) and `num_detections` (B,), rows past
+    `num_detections` padded with -1. (`detector.export` alone serves the
+    raw heads, without NMS.)
+
     Args:
         model: a built `keras.Model` with one input.
         path: str or `os.PathLike`. Directory to write; it must not exist
@@ -54,8 +65,44 @@ def export_saved_model(model, path):
             f"Received: path={path!r}"
         )
     path = os.fspath(path)
-    model.export(path, format="tf_saved_model", verbose=False)
+    if _is_detector(model):
+        _export_detector(model, path)
+    else:
+        model.export(path, format="tf_saved_model", verbose=False)
     return path
+
+
+def _is_detector(model):
+    # Duck-typed: this module does not import the optional keras_cv.
+    return callable(getattr(model, "decode_predictions", None)) and hasattr(
+        model, "prediction_decoder"
+    )
+
+
+def _export_detector(model, path):
+    shape = tuple(model.input_shape)
+    if None in shape[1:]:
+        raise ValueError(
+            "A detector is exported at a fixed image size (its anchors "
+            f"depend on it). Received: input_shape={shape}"
+        )
+
+    def serve(images):
+        decoded = model.decode_predictions(model(images, training=False), images)
+        return {
+            "boxes": decoded["boxes"],
+            "scores": decoded["confidence"],
+            "classes": decoded["classes"],
+            "num_detections": decoded["num_detections"],
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve", serve,
+        input_signature=[tf.TensorSpec(shape, tf.float32, name="images")],
+    )
+    archive.write_out(path, verbose=False)
 
 
 def to_tflite(model_or_path):

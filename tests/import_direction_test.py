@@ -27,6 +27,8 @@ FORBIDDEN = {
     "finetune": {"cli"},
     # detection puts the builders into Keras detectors, below the CLI.
     "detection": {"cli", "finetune", "benchmark"},
+    # export serves every model (detectors duck-typed), below them all.
+    "export": {"detection", "training", "finetune", "cli", "benchmark"},
 }
 
 
