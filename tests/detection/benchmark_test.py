@@ -8,7 +8,8 @@ import pytest
 
 from keras_eca.benchmark import detection as bench
 
-pytestmark = pytest.mark.tensorflow_only
+# Two detector trainings: outside the default run (`make test-all`).
+pytestmark = [pytest.mark.tensorflow_only, pytest.mark.slow]
 
 
 def test_ap_vs_steps_evaluates_at_each_interval_and_writes_rows(tmp_path):

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.tensorflow_only
 
 @pytest.mark.parametrize("kind, backbone", [
     ("retinanet", "eca_resnet18"),
-    ("yolov8", "eca_mobilenet_v2"),
+    # The same endpoint code; outside the default run (`make test-all`).
+    pytest.param("yolov8", "eca_mobilenet_v2", marks=pytest.mark.slow),
 ])
 def test_served_detections_equal_the_models_decoded_ones(tmp_path, kind, backbone):
     keras.utils.set_random_seed(0)
