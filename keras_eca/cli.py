@@ -428,6 +428,43 @@ def _predict(args):
             print(f"  {name:<{width}}  {probability:.4f}")
 
 
+def _detect(args):
+    for image in args.images:  # before seconds of imports
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"{image!r} is not an existing file.")
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"--model {args.model!r} is not an existing .keras file.")
+    _quiet_tensorflow()
+    import pathlib
+
+    import keras
+
+    from keras_eca import detection
+    from keras_eca.detection import detectors
+    from keras_eca.visualization.boxes import write_detection_figure
+
+    model = keras.saving.load_model(args.model)
+    names = args.class_names.split(",") if args.class_names else None
+    results = detectors.detect_files(
+        model, args.images, confidence_threshold=args.threshold
+    )
+    output = pathlib.Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    del detection  # imported to register the backbone class for load_model
+    for image, result in zip(args.images, results):
+        target = output / f"{pathlib.Path(image).stem}_boxes.png"
+        write_detection_figure(
+            result["image"], result["boxes"], result["classes"], target,
+            scores=result["scores"], class_names=names,
+            title=f"{pathlib.Path(image).name}: {len(result['boxes'])} boxes",
+        )
+        print(f"{image}: {len(result['boxes'])} boxes -> {target}")
+        for box, score, cls in zip(result["boxes"], result["scores"], result["classes"]):
+            label = names[cls] if names and 0 <= cls < len(names) else str(cls)
+            corners = ", ".join(f"{v:.1f}" for v in box)
+            print(f"  {label}  {score:.3f}  [{corners}]")
+
+
 def _list_recipes(args):
     from keras_eca import training
 
@@ -724,6 +761,22 @@ def build_parser():
         "classes)",
     )
     predict.set_defaults(run=_predict)
+
+    detect = commands.add_parser(
+        "detect",
+        parents=[common],
+        help="draw a detector's boxes on images (a .keras KerasCV detector "
+        "on a keras_eca backbone; needs the detection extra)",
+    )
+    detect.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="JPEG, PNG, BMP or GIF files")
+    detect.add_argument("--model", required=True, help="the detector's .keras file")
+    detect.add_argument("--output", required=True, metavar="DIR",
+                        help="where IMAGE_boxes.png files are written")
+    detect.add_argument("--threshold", type=float, default=0.5,
+                        help="minimum confidence (default: 0.5)")
+    detect.add_argument("--class-names", help="comma-separated, in class-id order")
+    detect.set_defaults(run=_detect)
 
     recipes = commands.add_parser(
         "list-recipes", parents=[common], help="the training recipes"

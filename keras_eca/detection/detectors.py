@@ -158,6 +158,54 @@ def evaluate_detector(
     return evaluator.result()
 
 
+def detect_files(model, paths, *, confidence_threshold=PREDICT_CONFIDENCE):
+    """Detections on image files, in each file's own pixels.
+
+    Each image is resized with padding to the model's input side (as in
+    evaluation), decoded with NMS, and its boxes scaled back.
+
+    Returns:
+        A list (one per file) of dicts: `image` (uint8 HWC), `boxes`
+        (n, 4) xyxy clipped to the image, `scores` (n,), `classes` (n,) int.
+    """
+    import tensorflow as tf
+
+    detector_kind(model)
+    size = model.input_shape[1]
+    previous = with_confidence(model, confidence_threshold)
+    results = []
+    try:
+        for path in paths:
+            data_bytes = tf.io.read_file(str(path))
+            try:
+                image = tf.io.decode_image(data_bytes, channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError:
+                raise ValueError(
+                    f"{str(path)!r} is not an image TensorFlow can decode "
+                    "(JPEG, PNG, BMP, GIF)."
+                ) from None
+            example = {
+                "image": image, "boxes": tf.zeros([0, 4]),
+                "classes": tf.zeros([0], tf.int32), "is_crowd": tf.zeros([0], tf.bool),
+            }
+            resized, _, _, _, scale = data_lib.resize_with_padding(example, size)
+            found = decode(model, resized[None])
+            n = int(found["num_detections"][0])
+            height, width = image.shape[:2]
+            boxes = np.asarray(found["boxes"][0][:n]) / float(scale)
+            # Boxes reaching into the padding end at the image's border.
+            boxes = np.clip(boxes, 0, [width, height, width, height])
+            results.append({
+                "image": image.numpy(),
+                "boxes": boxes,
+                "scores": np.asarray(found["confidence"][0][:n]),
+                "classes": np.asarray(found["classes"][0][:n]).astype(int),
+            })
+    finally:
+        model.prediction_decoder = previous
+    return results
+
+
 def default_optimizer(learning_rate=1e-3):
     """Adam with global gradient clipping (detectors' box losses spike
     early in training)."""

@@ -65,3 +65,41 @@ def test_a_detector_needs_a_fixed_image_size(tmp_path):
     )
     with pytest.raises(ValueError, match="fixed image size.*Received: input_shape"):
         export.export_saved_model(model, tmp_path / "saved_model")
+
+
+def test_detect_command_draws_boxes_on_image_files(tmp_path, capsys):
+    from PIL import Image
+
+    from keras_eca import cli
+    from keras_eca.detection import synthetic
+
+    keras.utils.set_random_seed(0)
+    model = detectors.build_detector("retinanet", "eca_resnet18", 3, image_size=128)
+    model.save(tmp_path / "detector.keras")
+    images, _, _ = synthetic.generate(2, split="test")
+    paths = []
+    for index, image in enumerate(images):
+        # Another size than the model's: resized with padding, boxes back.
+        path = tmp_path / f"shape{index}.png"
+        Image.fromarray(image).resize((200, 150)).save(path)
+        paths.append(str(path))
+    assert cli.main([
+        "detect", *paths, "--model", str(tmp_path / "detector.keras"),
+        "--output", str(tmp_path / "out"), "--threshold", "0.0",
+        "--class-names", "circle,square,triangle",
+    ]) in (0, None)
+    printed = capsys.readouterr().out
+    for index in range(2):
+        figure = tmp_path / "out" / f"shape{index}_boxes.png"
+        assert figure.stat().st_size > 1000
+        assert f"shape{index}_boxes.png" in printed
+    found = detectors.detect_files(model, paths, confidence_threshold=0.0)
+    assert found[0]["image"].shape == (150, 200, 3)
+    boxes = found[0]["boxes"]
+    assert len(boxes) > 0
+    # Clipped to the file's own image, not the padded square.
+    assert (boxes >= 0).all()
+    assert (boxes[:, [0, 2]] <= 200).all() and (boxes[:, [1, 3]] <= 150).all()
+    with pytest.raises(SystemExit, match="keras-eca detect: .*missing.png.*not an existing"):
+        cli.main(["detect", str(tmp_path / "missing.png"), "--model", "x.keras",
+                  "--output", str(tmp_path)])
