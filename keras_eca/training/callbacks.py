@@ -301,3 +301,67 @@ def worker_folder(folder, chief):
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 
+
+
+def resume_from_backup(path, model, dist, epochs, steps_per_epoch, stream):
+    """Restores the model and optimizer of the backup at `path`, if any,
+    and says where the run resumes.
+
+    Returns:
+        `(backup or None, epoch, step, state)`: where training continues
+        and the state stored with the position (best metric, ...).
+    """
+    saved = backup_lib.read_backup(path)
+    if saved is None:
+        return None, 0, 0, {}
+    epoch, step = saved.position["epoch"], saved.position["step"]
+    state = {k: v for k, v in saved.position.items() if k not in ("epoch", "step")}
+    # Before any fit, so that a run killed after its last epoch (during
+    # the export) exports trained weights when it is resumed.
+    with dist.scope():
+        model.optimizer.build(model.trainable_variables)
+        saved.restore(model, groups=("model", "optimizer"))
+    done = epoch * steps_per_epoch + step
+    if epoch >= epochs:
+        text = (
+            f"All {epochs} epochs were trained before the last stop "
+            f"({done} steps); writing the final files."
+        )
+    else:
+        text = (
+            f"Resuming from epoch {epoch + 1}, step {step} "
+            f"({done} steps done; backup {path})"
+        )
+    stream.write(text + "\n")
+    stream.flush()
+    return saved, epoch, step, state
+
+
+def run_callbacks(
+    folder, position, monitor, state, backup, *, epochs, chief, first=(),
+    extra=(), stream=None,
+):
+    """The callbacks of one `fit` of a run, in order: `first` (e.g. a
+    validation that adds to the logs), the progress line, last/best
+    files, Keras' CSV and TensorBoard loggers and the `extra` ones (each
+    in `WholeRun`), then `backup`, last, so that a backup means the
+    epoch's files exist.
+
+    Returns:
+        `(callbacks, whole_run)`; call `end()` on each of `whole_run` after
+        the last epoch.
+    """
+    keras_callbacks = []
+    if chief:
+        keras_callbacks += [
+            keras.callbacks.CSVLogger(str(pathlib.Path(folder) / "log.csv"), append=True),
+            keras.callbacks.TensorBoard(str(pathlib.Path(folder) / "logs"), write_graph=False),
+        ]
+    whole_run = [
+        WholeRun(callback, epochs) for callback in keras_callbacks + list(extra)
+    ]
+    callbacks = list(first) + [
+        ProgressLine(position, stream=stream),
+        ModelFiles(folder, monitor, state, write=chief),
+    ]
+    return callbacks + whole_run + [backup], whole_run

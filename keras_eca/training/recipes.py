@@ -32,12 +32,109 @@ _WEIGHT_DECAY_HELP = (
 )
 
 
-def _field(default=dataclasses.MISSING, help=""):
+def recipe_field(default=dataclasses.MISSING, help=""):
+    """A recipe dataclass field with the `help` its table shows."""
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+_field = recipe_field
+
+
+class RecipeData:
+    """The behaviour every recipe record shares: typed fields checked on
+    construction (`_check_ranges` adds a subclass's range checks), JSON
+    (`to_dict` / `from_dict`), a readable table (`describe`) and
+    `apply_overrides`. Subclasses are frozen, keyword-only dataclasses
+    whose fields carry a `help` string (`_field(default, help)`).
+    """
+
+    def __post_init__(self):
+        hints = _field_types(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list):  # from JSON
+                value = tuple(value)
+                object.__setattr__(self, field.name, value)
+            checked = _check_type(field.name, value, hints[field.name])
+            object.__setattr__(self, field.name, checked)
+        self._check_ranges()
+
+    def to_dict(self):
+        """The fields as a JSON-able dict (tuples become lists)."""
+        return {
+            field.name: _jsonable(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """A recipe from `to_dict()` output (or its JSON); all fields needed.
+
+        Unknown or missing keys are a `ValueError` naming them.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"Recipe.from_dict expects a dict. Received: {type(data)!r}"
+            )
+        names = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(
+                f"Unknown recipe keys {unknown}. Valid keys: {sorted(names)}"
+            )
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValueError(f"Recipe dict misses the keys {missing}")
+        return cls(**data)
+
+    def describe(self):
+        """The recipe as a readable three-column table (key, value, meaning)."""
+        rows = [
+            (field.name, _show(getattr(self, field.name)),
+             field.metadata.get("help", ""))
+            for field in dataclasses.fields(self)
+        ]
+        text_keys = ("name", "description", "source")
+        key_width = max(len(key) for key, _, _ in rows)
+        value_width = max(
+            len(value) for key, value, _ in rows if key not in text_keys
+        )
+        indent = " " * (2 + key_width + 2 + value_width + 2)
+        lines = [f"Recipe {self.name!r}"]
+        for key, value, help in rows:
+            if key in text_keys:
+                lines.append(f"  {key:<{key_width}}  {value}")
+                continue
+            head = f"  {key:<{key_width}}  {value:<{value_width}}  "
+            wrapped = textwrap.wrap(help, width=max(100 - len(indent), 30))
+            lines.append(head + (wrapped[0] if wrapped else ""))
+            lines.extend(indent + line for line in wrapped[1:])
+        return "\n".join(line.rstrip() for line in lines)
+
+    def __str__(self):
+        return self.describe()
+
+    def _check_ranges(self):
+        pass
+
+    def scaled_learning_rate(self, global_batch_size):
+        """The peak learning rate for `global_batch_size` images a step
+        (the `learning_rate`, `lr_reference_batch` and `lr_scaling`
+        fields)."""
+        if isinstance(global_batch_size, bool) or not isinstance(
+            global_batch_size, int
+        ) or global_batch_size <= 0:
+            raise ValueError(
+                "global_batch_size must be a positive integer. Received: "
+                f"global_batch_size={global_batch_size!r}"
+            )
+        if self.lr_scaling == "none":
+            return self.learning_rate
+        return self.learning_rate * global_batch_size / self.lr_reference_batch
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Recipe:
+class Recipe(RecipeData):
     """Every number of one training recipe; plain data.
 
     Fields that count in steps or epochs count optimizer steps of the
@@ -131,17 +228,6 @@ class Recipe:
     )
     seed: int = _field(0, "Seed of initialisation, shuffling, augmentation.")
 
-    def __post_init__(self):
-        hints = _field_types()
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, list):  # from JSON
-                value = tuple(value)
-                object.__setattr__(self, field.name, value)
-            checked = _check_type(field.name, value, hints[field.name])
-            object.__setattr__(self, field.name, checked)
-        self._check_ranges()
-
     def _check_ranges(self):
         positive = ("epochs", "batch_size", "lr_reference_batch",
                     "decay_every_epochs", "image_size")
@@ -186,73 +272,7 @@ class Recipe:
         if self.nesterov and self.momentum == 0:
             _bad("nesterov", self.nesterov, "used with a momentum > 0")
 
-    def scaled_learning_rate(self, global_batch_size):
-        """The peak learning rate for `global_batch_size` images a step."""
-        if isinstance(global_batch_size, bool) or not isinstance(
-            global_batch_size, int
-        ) or global_batch_size <= 0:
-            raise ValueError(
-                "global_batch_size must be a positive integer. Received: "
-                f"global_batch_size={global_batch_size!r}"
-            )
-        if self.lr_scaling == "none":
-            return self.learning_rate
-        return self.learning_rate * global_batch_size / self.lr_reference_batch
 
-    def to_dict(self):
-        """The fields as a JSON-able dict (tuples become lists)."""
-        return {
-            field.name: _jsonable(getattr(self, field.name))
-            for field in dataclasses.fields(self)
-        }
-
-    @classmethod
-    def from_dict(cls, data):
-        """A recipe from `to_dict()` output (or its JSON); all fields needed.
-
-        Unknown or missing keys are a `ValueError` naming them.
-        """
-        if not isinstance(data, dict):
-            raise TypeError(
-                f"Recipe.from_dict expects a dict. Received: {type(data)!r}"
-            )
-        names = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(
-                f"Unknown recipe keys {unknown}. Valid keys: {sorted(names)}"
-            )
-        missing = [name for name in names if name not in data]
-        if missing:
-            raise ValueError(f"Recipe dict misses the keys {missing}")
-        return cls(**data)
-
-    def describe(self):
-        """The recipe as a readable three-column table (key, value, meaning)."""
-        rows = [
-            (field.name, _show(getattr(self, field.name)),
-             field.metadata.get("help", ""))
-            for field in dataclasses.fields(self)
-        ]
-        text_keys = ("name", "description", "source")
-        key_width = max(len(key) for key, _, _ in rows)
-        value_width = max(
-            len(value) for key, value, _ in rows if key not in text_keys
-        )
-        indent = " " * (2 + key_width + 2 + value_width + 2)
-        lines = [f"Recipe {self.name!r}"]
-        for key, value, help in rows:
-            if key in text_keys:
-                lines.append(f"  {key:<{key_width}}  {value}")
-                continue
-            head = f"  {key:<{key_width}}  {value:<{value_width}}  "
-            wrapped = textwrap.wrap(help, width=max(100 - len(indent), 30))
-            lines.append(head + (wrapped[0] if wrapped else ""))
-            lines.extend(indent + line for line in wrapped[1:])
-        return "\n".join(line.rstrip() for line in lines)
-
-    def __str__(self):
-        return self.describe()
 
 
 def _bad(key, value, expected):
@@ -265,6 +285,8 @@ def _jsonable(value):
 
 
 def _show(value):
+    if value == ():
+        return "()"
     if isinstance(value, tuple):
         return ", ".join(_show(v) for v in value)
     if isinstance(value, float):
@@ -272,8 +294,8 @@ def _show(value):
     return "none" if value is None else str(value)
 
 
-def _field_types():
-    return typing.get_type_hints(Recipe)
+def _field_types(cls):
+    return typing.get_type_hints(cls)
 
 
 def _alternatives(annotation):
@@ -309,7 +331,7 @@ def _fit(value, option):
             value == c and type(value) is type(c) for c in choices
         ) else _NO_FIT
     if typing.get_origin(option) is tuple:
-        items = typing.get_args(option)
+        items = _tuple_items(option, value)
         if not isinstance(value, tuple) or len(value) != len(items):
             return _NO_FIT
         fitted = tuple(_fit(v, t) for v, t in zip(value, items))
@@ -328,6 +350,15 @@ def _fit(value, option):
     raise AssertionError(f"unhandled field type {option!r}")
 
 
+def _tuple_items(option, value):
+    """The item types of `tuple[a, b]`, or of `tuple[a, ...]` for `value`'s
+    length."""
+    items = typing.get_args(option)
+    if len(items) == 2 and items[1] is Ellipsis:
+        return (items[0],) * (len(value) if isinstance(value, (tuple, list)) else 0)
+    return items
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -340,7 +371,9 @@ def _type_name(annotation):
         elif typing.get_origin(option) is Literal:
             names.append(" | ".join(repr(c) for c in typing.get_args(option)))
         elif typing.get_origin(option) is tuple:
-            items = ", ".join(t.__name__ for t in typing.get_args(option))
+            items = ", ".join(
+                "..." if t is Ellipsis else t.__name__ for t in typing.get_args(option)
+            )
             names.append(f"a tuple ({items})")
         else:
             names.append(option.__name__)
@@ -362,8 +395,9 @@ def _parse(text, option):
         choices = typing.get_args(option)
         return next((c for c in choices if str(c) == text.strip()), _NO_FIT)
     if typing.get_origin(option) is tuple:
-        parts = [p for p in text.strip().strip("()[]").split(",")]
-        items = typing.get_args(option)
+        inside = text.strip().strip("()[]").strip()
+        parts = inside.split(",") if inside else []
+        items = _tuple_items(option, parts)
         if len(parts) != len(items):
             return _NO_FIT
         parsed = tuple(_parse(p, t) for p, t in zip(parts, items))
@@ -396,27 +430,28 @@ def apply_overrides(recipe, overrides):
     pairs as `"0.08,1"` and `none` for optional fields.
 
     Args:
-        recipe: a `Recipe`.
+        recipe: a `Recipe` (or another `RecipeData`, e.g. a detection
+            recipe).
         overrides: iterable of `"key=value"` strings (e.g. `--set` flags).
 
     Returns:
-        A new, validated `Recipe`.
+        A new, validated recipe of the same class.
 
     Raises:
         ValueError: an item without `=`, an unknown key (the message lists
             the valid ones) or a value that does not parse or is out of
             range (the message names key and value).
     """
-    if not isinstance(recipe, Recipe):
+    if not isinstance(recipe, RecipeData):
         raise TypeError(
-            f"apply_overrides expects a Recipe. Received: {type(recipe)!r}"
+            f"apply_overrides expects a recipe. Received: {type(recipe)!r}"
         )
     if isinstance(overrides, str):
         raise TypeError(
             "overrides must be a list of 'key=value' strings, not one "
             f"string. Received: overrides={overrides!r}"
         )
-    hints = _field_types()
+    hints = _field_types(type(recipe))
     changes = {}
     for item in overrides:
         if not isinstance(item, str) or "=" not in item:

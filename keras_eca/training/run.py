@@ -19,16 +19,10 @@ it, so the resumed run trains every step exactly once. Under
 shared, as for any multi-worker job) and only the chief writes files.
 """
 
-import contextlib
-import csv
 import dataclasses
-import io
 import os
-import json
 import pathlib
-import shutil
 import sys
-import tempfile
 import time
 
 import keras
@@ -38,19 +32,16 @@ from keras_eca.applications import build_model
 from keras_eca.applications import registry
 from keras_eca.applications.preprocessing import IMAGENET_MEAN
 from keras_eca.applications.preprocessing import IMAGENET_STD
-from keras_eca import files
-from keras_eca.training import backup as backup_lib
 from keras_eca.training import callbacks as callbacks_lib
 from keras_eca.training import distribution as distribution_lib
 from keras_eca.training import recipes as recipes_lib
+from keras_eca.training import run_folder
 from keras_eca.training import schedules
 
 BACKUP_FILE = "backup/state.npz"
 # Settings that must equal the stored ones for a folder to be resumed; the
 # strategy may change (the global batch and the data do not depend on it).
 RESUME_KEYS = ("model", "dataset", "recipe", "validation_fraction", "weights")
-# Recipe fields that change how a run is written, not what it computes.
-FREE_RECIPE_KEYS = ("backup_every",)
 
 
 @dataclasses.dataclass
@@ -112,6 +103,7 @@ def train(
     epochs=None,
     steps_per_epoch=None,
     seed=None,
+    mixed_precision=None,
     strategy="auto",
     tpu=None,
     sync_batchnorm=False,
@@ -138,9 +130,9 @@ def train(
         recipe: a name of `keras_eca.training.list_recipes()`. Defaults to
             the architecture's paper recipe.
         image_size, batch_size, epochs, steps_per_epoch, seed,
-            backup_every: override the recipe's field. The batch size is
-            global (all replicas); steps_per_epoch defaults to one pass
-            over the training data.
+            mixed_precision, backup_every: override the recipe's field.
+            The batch size is global (all replicas); steps_per_epoch
+            defaults to one pass over the training data.
         strategy: `"auto"`, `"one_device"`, `"mirrored"`, `"multi_worker"`
             or `"tpu"` (with `tpu=` the resolver address).
         sync_batchnorm: synchronise BatchNorm statistics across replicas.
@@ -174,6 +166,7 @@ def train(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         seed=seed,
+        mixed_precision=mixed_precision,
         backup_every=backup_every,
     )
     folder = pathlib.Path(output)
@@ -187,19 +180,19 @@ def train(
         "sync_batchnorm": bool(sync_batchnorm),
         "data_dir": None if data_dir is None else str(data_dir),
     }
-    previous = _read_json(folder / "run.json")
+    previous = run_folder.read_json(folder / "run.json")
     started_before = previous is not None and (
         previous.get("finished") or (folder / BACKUP_FILE).is_file()
     )
     if started_before:
-        _check_same_run(folder, previous, settings)
+        run_folder.check_same_run(folder, previous, settings, RESUME_KEYS)
         if previous.get("finished"):
-            _say(stream, f"{folder} holds a finished run; nothing to do.")
+            run_folder.say(stream, f"{folder} holds a finished run; nothing to do.")
             path = folder / "model.keras"
             return TrainingRun(
                 folder,
                 keras.saving.load_model(path) if path.is_file() else None,
-                _read_history(folder / "log.csv"),
+                run_folder.read_history(folder / "log.csv"),
                 None,
                 0.0,
             )
@@ -230,7 +223,7 @@ def train(
         training_examples=train_source.num_examples, resolved_steps=steps
     )
     if started_before:
-        _check_same_run(folder, previous, settings, ("training_examples",))
+        run_folder.check_same_run(folder, previous, settings, ("training_examples",))
     if global_batch % dist.num_replicas:
         raise ValueError(
             f"The global batch size must be a multiple of the "
@@ -241,7 +234,7 @@ def train(
     # draws random numbers, and the initial weights must not depend on
     # whether this process prepared it.
     keras.utils.set_random_seed(rec.seed)
-    with _dtype_policy(policy), dist.scope():
+    with run_folder.dtype_policy(policy), dist.scope():
         net = build_model(
             model,
             weights=weights,
@@ -259,12 +252,12 @@ def train(
     chief = dist.is_chief
     if chief:
         folder.mkdir(parents=True, exist_ok=True)
-        _remove_partial_files(folder)
-        _write_json(folder / "recipe.json", rec.to_dict())
-        _write_json(folder / "run.json", dict(settings, finished=False))
-    _say(stream, f"Run folder: {folder}")
-    _say(stream, rec.describe())
-    _say(
+        run_folder.remove_partial_files(folder)
+        run_folder.write_json(folder / "recipe.json", rec.to_dict())
+        run_folder.write_json(folder / "run.json", dict(settings, finished=False))
+    run_folder.say(stream, f"Run folder: {folder}")
+    run_folder.say(stream, rec.describe())
+    run_folder.say(
         stream,
         f"{model}: {net.count_params():,} parameters, "
         f"{train_source.num_classes} classes, {train_source.num_examples:,} "
@@ -273,37 +266,14 @@ def train(
     )
 
     position = callbacks_lib.RunPosition(rec.epochs, steps, global_batch)
-    state = {}
-    saved = backup_lib.read_backup(folder / BACKUP_FILE)
-    start_epoch, start_step = 0, 0
-    if saved is not None:
-        start_epoch, start_step = saved.position["epoch"], saved.position["step"]
-        state.update(
-            {k: v for k, v in saved.position.items() if k not in ("epoch", "step")}
-        )
-        # Before any fit, so that a run killed after its last epoch (during
-        # the export) exports trained weights when it is resumed.
-        with dist.scope():
-            net.optimizer.build(net.trainable_variables)
-            saved.restore(net, groups=("model", "optimizer"))
-        done = start_epoch * steps + start_step
-        if start_epoch >= rec.epochs:
-            _say(
-                stream,
-                f"All {rec.epochs} epochs were trained before the last stop "
-                f"({done} steps); writing the final files.",
-            )
-        else:
-            _say(
-                stream,
-                f"Resuming from epoch {start_epoch + 1}, step {start_step} "
-                f"({done} steps done; backup {folder / BACKUP_FILE})",
-            )
+    saved, start_epoch, start_step, state = callbacks_lib.resume_from_backup(
+        folder / BACKUP_FILE, net, dist, rec.epochs, steps, stream
+    )
     if dist.num_workers > 1:
         _check_same_position(dist, start_epoch * steps + start_step)
     if chief:
         # Rows of epochs after the backup were written before a kill.
-        _truncate_history(folder / "log.csv", start_epoch)
+        run_folder.truncate_history(folder / "log.csv", start_epoch)
     monitor = "val_accuracy" if val_source is not None else "accuracy"
     # Every worker takes the snapshots and saves (reading sync-on-read
     # metrics and saving are collective under multi_worker); only the
@@ -312,23 +282,10 @@ def train(
         folder / BACKUP_FILE, position, rec.backup_every, state,
         write=chief, metrics_from=saved if start_step else None,
     )
-    extra_callbacks = list(callbacks)
-    callbacks = [
-        callbacks_lib.ProgressLine(position, stream=stream),
-        callbacks_lib.ModelFiles(folder, monitor, state, write=chief),
-    ]
-    keras_callbacks = []
-    if chief:
-        keras_callbacks += [
-            keras.callbacks.CSVLogger(str(folder / "log.csv"), append=True),
-            keras.callbacks.TensorBoard(str(folder / "logs"), write_graph=False),
-        ]
-    whole_run = [
-        callbacks_lib.WholeRun(callback, rec.epochs)
-        for callback in keras_callbacks + extra_callbacks
-    ]
-    callbacks += whole_run
-    callbacks.append(backup)  # last: a backup means the epoch's files exist
+    callbacks, whole_run = callbacks_lib.run_callbacks(
+        folder, position, monitor, state, backup, epochs=rec.epochs,
+        chief=chief, extra=callbacks, stream=stream,
+    )
 
     validation = None
     if val_source is not None:
@@ -371,14 +328,14 @@ def train(
         for callback in whole_run:
             callback.end()
     seconds = time.perf_counter() - started
-    history = _read_history(folder / "log.csv") if chief else []
+    history = run_folder.read_history(folder / "log.csv") if chief else []
     if export:
         with callbacks_lib.worker_folder(folder, chief) as target:
             callbacks_lib.save_model_atomically(net, target / "model.keras")
-            _export_saved_model(net, target / "saved_model")
+            run_folder.export_saved_model(net, target / "saved_model")
     if chief:
         final = history[-1] if history else {}
-        _write_json(
+        run_folder.write_json(
             folder / "run.json",
             dict(
                 settings,
@@ -389,7 +346,7 @@ def train(
                 monitor=monitor,
             ),
         )
-    _say(stream, f"Finished in {callbacks_lib.format_duration(seconds)}: {folder}")
+    run_folder.say(stream, f"Finished in {callbacks_lib.format_duration(seconds)}: {folder}")
     resumed = None if saved is None else {"epoch": start_epoch, "step": start_step}
     return TrainingRun(folder, net, history, resumed, seconds)
 
@@ -437,13 +394,6 @@ def _fit_epochs(
             break
 
 
-def _remove_partial_files(folder):
-    # Left by a kill during an atomic write; the complete file is beside it.
-    for partial in folder.rglob(".*.partial*"):
-        if partial.is_dir():
-            shutil.rmtree(partial, ignore_errors=True)
-        else:
-            partial.unlink(missing_ok=True)
 
 
 def _validation_source(dataset, data_dir, manual_dir, validation_fraction, seed):
@@ -497,14 +447,6 @@ def _check_same_position(dist, done):
         )
 
 
-@contextlib.contextmanager
-def _dtype_policy(policy):
-    previous = keras.config.dtype_policy().name
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _describe_dataset(dataset):
@@ -515,98 +457,16 @@ def _describe_dataset(dataset):
     return "arrays"
 
 
-def _check_same_run(folder, previous, settings, keys=RESUME_KEYS):
-    def comparable(record, key):
-        value = record.get(key)
-        if key == "recipe" and isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in FREE_RECIPE_KEYS}
-        return value
-
-    differences = [
-        f"{key}: {comparable(previous, key)!r} there, "
-        f"{comparable(settings, key)!r} now"
-        for key in keys
-        if key in previous and comparable(previous, key) != comparable(settings, key)
-    ]
-    if differences:
-        raise ValueError(
-            f"The output folder {folder} holds another run; resuming it "
-            "needs the same settings, or pass another --output. Differences:\n"
-            + "\n".join(differences)
-        )
 
 
-def _export_saved_model(model, path):
-    """A SavedModel written beside `path` and renamed into place."""
-    from keras_eca import export as export_lib
-
-    path = pathlib.Path(path)
-    temporary = pathlib.Path(
-        tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    )
-    try:
-        export_lib.export_saved_model(model, temporary / "model")
-        if path.exists():
-            shutil.rmtree(path)
-        (temporary / "model").rename(path)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _read_json(path):
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
 
 
-def _write_json(path, value):
-    files.write_text_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def _read_history(path):
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as file:
-        return [
-            {key: _number(key, value) for key, value in row.items()}
-            for row in csv.DictReader(file)
-        ]
 
 
-def _number(key, text):
-    if key == "epoch":
-        return int(text)
-    try:
-        return float(text)
-    except ValueError:  # CSVLogger's "NA" for a missing value
-        return None
 
 
-def _truncate_history(path, epoch):
-    """Drops the CSV rows of epochs >= `epoch` (written before a kill that
-    came ahead of their backup), so each epoch has one row."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return
-    with open(path, newline="") as file:
-        rows = list(csv.reader(file))
-    if not rows:
-        return
-    kept = [rows[0]] + [
-        row for row in rows[1:]
-        if row and row[0].isdigit() and len(row) == len(rows[0])
-        and int(row[0]) < epoch
-    ]
-    if len(kept) == len(rows):
-        return
 
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(kept)
-    files.write_text_atomically(path, text.getvalue())
-
-
-def _say(stream, text):
-    stream.write(text + "\n")
-    stream.flush()

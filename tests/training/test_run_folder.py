@@ -3,6 +3,7 @@
 import pytest
 
 from keras_eca.training import run as run_lib
+from keras_eca.training import run_folder
 
 
 def test_the_explicit_arguments_override_set_which_overrides_the_recipe():
@@ -21,16 +22,18 @@ def test_a_folder_of_another_run_is_not_resumed(tmp_path):
                 "validation_fraction": None, "weights": None}
     now = dict(previous, model="resnet34")
     with pytest.raises(ValueError, match="model: 'resnet18' there, 'resnet34' now"):
-        run_lib._check_same_run(tmp_path, previous, now)
-    run_lib._check_same_run(tmp_path, previous, dict(previous, strategy="mirrored"))
+        run_folder.check_same_run(tmp_path, previous, now, run_lib.RESUME_KEYS)
+    run_folder.check_same_run(
+        tmp_path, previous, dict(previous, strategy="mirrored"), run_lib.RESUME_KEYS
+    )
 
 
 def test_history_rows_of_unbacked_epochs_are_dropped(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("epoch,loss\n0,2.0\n1,1.5\n1,1.4\n")
-    run_lib._truncate_history(path, 1)
+    run_folder.truncate_history(path, 1)
     assert path.read_text() == "epoch,loss\n0,2.0\n"
-    assert run_lib._read_history(path) == [{"epoch": 0, "loss": 2.0}]
+    assert run_folder.read_history(path) == [{"epoch": 0, "loss": 2.0}]
 
 
 def test_train_names_an_unknown_set_key_and_lists_the_valid_ones(tmp_path):
@@ -91,7 +94,7 @@ def test_keras_eca_train_on_a_folder_writes_a_complete_run_folder(
     settings = json.loads((run / "run.json").read_text())
     assert settings["finished"] and settings["monitor"] == "val_accuracy"
     assert settings["recipe"]["label_smoothing"] == 0.1
-    history = run_lib._read_history(run / "log.csv")
+    history = run_folder.read_history(run / "log.csv")
     assert [row["epoch"] for row in history] == [0]
     assert "val_accuracy" in history[0]
     for name in ("model.keras", "last.keras", "best.keras", "saved_model",

@@ -60,13 +60,13 @@ def main():
 
         np.savez = dying_savez
     if args.kill_during_export:
-        from keras_eca.training import run
+        from keras_eca.training import run_folder
 
         def dying_export(model, path):
             path.parent.joinpath(f".{path.name}.x.partial").mkdir()
             _kill()
 
-        run._export_saved_model = dying_export
+        run_folder.export_saved_model = dying_export
     training.train(callbacks=callbacks, **settings)
 
 
