@@ -35,8 +35,9 @@ def export_saved_model(model, path):
     batch size, and any image size where the model's input has `None`
     dimensions) and returns the model's output in inference mode.
 
-    A KerasCV detector (anything with `decode_predictions` and a
-    `prediction_decoder`, e.g. `keras_cv.models.RetinaNet`) is exported
+    A detector (anything with `decode_predictions` and a
+    `prediction_decoder`: `keras_cv.models.RetinaNet`, `YOLOV8Detector`,
+    `keras_hub.models.RetinaNetObjectDetector`) is exported
     with its box decoding and non-max suppression in the graph: `serve`
     returns a dict of `boxes` (B, N, 4, in the detector's box format),
     `scores` (B, N), `classes` (B, N) and `num_detections` (B,), rows past
@@ -87,14 +88,40 @@ def _export_detector(model, path):
             f"depend on it). Received: input_shape={shape}"
         )
 
-    def serve(images):
-        decoded = model.decode_predictions(model(images, training=False), images)
+    # keras-hub's NMS needs a static batch size: its images are decoded one
+    # by one (the network still runs on the whole batch).
+    one_by_one = type(model.prediction_decoder).__module__.startswith("keras_hub")
+
+    def decode(predictions, images):
+        decoded = model.decode_predictions(predictions, images)
         return {
             "boxes": decoded["boxes"],
             "scores": decoded["confidence"],
-            "classes": decoded["classes"],
+            # keras-hub's decoders name them "labels".
+            "classes": decoded["classes"] if "classes" in decoded else decoded["labels"],
             "num_detections": decoded["num_detections"],
         }
+
+    def serve(images):
+        predictions = model(images, training=False)
+        if not one_by_one:
+            return decode(predictions, images)
+
+        def decode_one(item):
+            one = decode(*tf.nest.map_structure(lambda t: t[None], item))
+            return {key: value[0] for key, value in one.items()}
+
+        # The output signature from a trace of one image, not a run of it.
+        item = tf.nest.map_structure(
+            lambda t: tf.TensorSpec(t.shape[1:], t.dtype), (predictions, images)
+        )
+        traced = tf.function(decode_one).get_concrete_function(item)
+        return tf.map_fn(
+            decode_one, (predictions, images),
+            fn_output_signature=tf.nest.map_structure(
+                lambda t: tf.TensorSpec(t.shape, t.dtype), traced.structured_outputs
+            ),
+        )
 
     archive = keras.export.ExportArchive()
     archive.track(model)

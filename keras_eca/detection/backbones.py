@@ -3,7 +3,7 @@
 from keras_eca.applications import registry
 from keras_eca.detection.keras_cv_backbone import KerasCVBackbone
 
-API_NAMES = ("keras_cv",)
+API_NAMES = ("keras_cv", "keras_hub")
 
 
 def backbone(
@@ -27,8 +27,12 @@ def backbone(
             normalises it with the weights' own mean and std (KerasCV's
             detectors feed unscaled images).
         api: `"keras_cv"`: a registered `keras_cv.models.Backbone` with
-            `pyramid_level_inputs` (`"P2"`..`"P5"`, strides 4-32), for
-            `keras_cv.models.RetinaNet` and `YOLOV8Detector`.
+            `pyramid_level_inputs` (`"P2"`..`"P5"` -> layer names, strides
+            4-32), for `keras_cv.models.RetinaNet` and `YOLOV8Detector`.
+            `"keras_hub"` (needs the `keras_hub` extra): a registered
+            `keras_hub.models.FeaturePyramidBackbone` whose
+            `pyramid_outputs` maps `"P2"`..`"P5"` to the feature tensors,
+            the image encoder of `keras_hub.models.RetinaNetBackbone`.
 
     Returns:
         The backbone model.
@@ -46,9 +50,27 @@ def backbone(
         raise ValueError(
             f"`api` must be one of {list(API_NAMES)}. Received: api={api!r}"
         )
+    if api == "keras_hub":
+        return _keras_hub_backbone_class()(
+            model=name,
+            weights=weights,
+            image_shape=input_shape,
+            include_preprocessing=include_preprocessing,
+        )
     return KerasCVBackbone(
         model=name,
         weights=weights,
         input_shape=input_shape,
         include_preprocessing=include_preprocessing,
     )
+
+
+def _keras_hub_backbone_class():
+    try:
+        from keras_eca.detection.keras_hub_backbone import KerasHubBackbone
+    except ImportError as error:
+        raise ImportError(
+            "api='keras_hub' needs keras-hub: pip install 'keras_eca[keras_hub]' "
+            f"(the import failed: {error})"
+        ) from error
+    return KerasHubBackbone

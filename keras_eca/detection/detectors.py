@@ -1,4 +1,11 @@
-"""KerasCV detectors on keras_eca backbones, and their COCO evaluation."""
+"""KerasCV (and keras-hub) detectors on keras_eca backbones, and their
+COCO evaluation.
+
+Both libraries' detectors are handled through the same functions: targets
+go in as `{"boxes", "classes"}` (`adapt_targets` renames them for
+keras-hub, which wants `"labels"`), decoded detections come out with
+`"classes"` whichever library made them.
+"""
 
 import keras
 import keras_cv
@@ -9,6 +16,8 @@ from keras_eca.detection.backbones import backbone as make_backbone
 from keras_eca.detection.metrics import CocoEvaluator
 
 DETECTOR_NAMES = ("retinanet", "yolov8")
+# The detectors each library offers on these backbones.
+DETECTORS_BY_API = {"keras_cv": DETECTOR_NAMES, "keras_hub": ("retinanet",)}
 # The detection thresholds: the detectors' defaults for `predict`, and
 # COCO's customary 0.05 for evaluation (AP integrates over all scores).
 PREDICT_CONFIDENCE = 0.5
@@ -20,40 +29,72 @@ def build_detector(
     backbone,
     num_classes,
     *,
+    api="keras_cv",
     weights=None,
     image_size=512,
     include_preprocessing=True,
     fpn_depth=1,
 ):
-    """A KerasCV detector on a keras_eca backbone, boxes in `"xyxy"` pixels.
+    """A KerasCV or keras-hub detector on a keras_eca backbone, boxes in
+    `"xyxy"` pixels.
 
     Args:
-        detector: `"retinanet"` (`keras_cv.models.RetinaNet`) or `"yolov8"`
-            (`keras_cv.models.YOLOV8Detector`).
+        detector: `"retinanet"` (`keras_cv.models.RetinaNet`, or with
+            `api="keras_hub"` `keras_hub.models.RetinaNetObjectDetector`)
+            or `"yolov8"` (`keras_cv.models.YOLOV8Detector`).
         backbone: a registry key, e.g. `"eca_resnet50"`.
         num_classes: int.
         weights: the backbone's initial weights (any `build_model(weights=)`).
         image_size: the square input side (a multiple of 128).
         include_preprocessing: see `keras_eca.detection.backbone`.
         fpn_depth: YOLOV8's feature pyramid depth.
+        api: `"keras_cv"` or `"keras_hub"` (needs the `keras_hub` extra).
 
     Returns:
         The detector, not compiled (see `compile_detector`).
     """
-    if detector not in DETECTOR_NAMES:
+    if api not in DETECTORS_BY_API:
         raise ValueError(
-            f"`detector` must be one of {list(DETECTOR_NAMES)}. "
-            f"Received: detector={detector!r}"
+            f"`api` must be one of {list(DETECTORS_BY_API)}. Received: api={api!r}"
+        )
+    if detector not in DETECTORS_BY_API[api]:
+        raise ValueError(
+            f"`detector` must be one of {list(DETECTORS_BY_API[api])} with "
+            f"api={api!r}. Received: detector={detector!r}"
         )
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(
             f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
         )
     image_size = data_lib._check_image_size(image_size)
+    shape = (image_size, image_size, 3)
     net = make_backbone(
-        backbone, weights, (image_size, image_size, 3),
-        include_preprocessing=include_preprocessing,
+        backbone, weights, shape, include_preprocessing=include_preprocessing,
+        api=api,
     )
+    if api == "keras_hub":
+        import keras_hub
+
+        # P3-P7 with P6 computed from C5, as in the RetinaNet paper.
+        pyramid = keras_hub.models.RetinaNetBackbone(
+            image_encoder=net, min_level=3, max_level=7, use_p5=False,
+            image_shape=shape,
+        )
+        model = keras_hub.models.RetinaNetObjectDetector(
+            backbone=pyramid, num_classes=num_classes,
+            bounding_box_format=data_lib.BOX_FORMAT,
+            # KerasCV's NMS (tf.image's), with KerasCV RetinaNet's defaults:
+            # keras-hub 0.32's own keeps fewer boxes inside a tf.function
+            # than eagerly (61 against 66 in a test; tf.image: 66), and
+            # evaluation and SavedModels run it traced.
+            prediction_decoder=keras_cv.layers.NonMaxSuppression(
+                bounding_box_format=data_lib.BOX_FORMAT, from_logits=True,
+                iou_threshold=0.5, confidence_threshold=PREDICT_CONFIDENCE,
+                max_detections=100,
+            ),
+        )
+        _retinanet_paper_head_init(model)
+        return model
     if detector == "retinanet":
         return keras_cv.models.RetinaNet(
             num_classes=num_classes, bounding_box_format=data_lib.BOX_FORMAT,
@@ -65,21 +106,71 @@ def build_detector(
     )
 
 
-def detector_kind(model):
-    """`"retinanet"` or `"yolov8"` for a KerasCV detector, else an error."""
-    if isinstance(model, keras_cv.models.RetinaNet):
-        return "retinanet"
-    if isinstance(model, keras_cv.models.YOLOV8Detector):
-        return "yolov8"
+def _retinanet_paper_head_init(model, prior=0.01):
+    """The RetinaNet paper's head init (section 4.1), as KerasCV does it:
+    every head conv N(0, 0.01) with zero bias, the class logits' bias at
+    the `prior`. keras-hub 0.32 draws N(0, 0.05) (logits of +-50 through
+    the five 3x3x256 convs) and biases the box deltas, not the class
+    logits, with the prior."""
+    import math
+
+    generator = keras.random.SeedGenerator()  # from the global seed
+    for head in (model.classification_head, model.box_head):
+        for conv in list(head.conv_layers) + [head.prediction_layer]:
+            conv.kernel.assign(
+                keras.random.normal(conv.kernel.shape, stddev=0.01, seed=generator)
+            )
+            if conv.bias is not None:
+                conv.bias.assign(keras.ops.zeros(conv.bias.shape))
+    classes = model.classification_head.prediction_layer.bias
+    classes.assign(keras.ops.full(classes.shape, -math.log((1 - prior) / prior)))
+
+
+def _keras_hub_retinanet():
+    try:
+        import keras_hub
+    except ImportError:
+        return None
+    return keras_hub.models.RetinaNetObjectDetector
+
+
+def detector_api(model):
+    """`"keras_cv"` or `"keras_hub"`: the library of a detector, else an
+    error."""
+    if isinstance(model, (keras_cv.models.RetinaNet, keras_cv.models.YOLOV8Detector)):
+        return "keras_cv"
+    hub_retinanet = _keras_hub_retinanet()
+    if hub_retinanet is not None and isinstance(model, hub_retinanet):
+        return "keras_hub"
     raise ValueError(
-        "`detector` must be a keras_cv RetinaNet or YOLOV8Detector. "
-        f"Received: {type(model).__name__}"
+        "`detector` must be a keras_cv RetinaNet or YOLOV8Detector, or a "
+        f"keras_hub RetinaNetObjectDetector. Received: {type(model).__name__}"
     )
+
+
+def detector_kind(model):
+    """`"retinanet"` or `"yolov8"` for a supported detector, else an error."""
+    detector_api(model)
+    return "yolov8" if isinstance(model, keras_cv.models.YOLOV8Detector) else "retinanet"
+
+
+def adapt_targets(api):
+    """The map from the pipelines' `(images, {"boxes", "classes"})` to what
+    `api`'s detectors train on (keras-hub names the classes `"labels"`)."""
+    if api == "keras_hub":
+        return lambda images, targets: (
+            images, {"boxes": targets["boxes"], "labels": targets["classes"]}
+        )
+    return lambda images, targets: (images, targets)
 
 
 def compile_detector(model, optimizer, *, jit_compile=False):
     """Compiles with the losses of the detector's paper: focal + smooth L1
-    (RetinaNet), binary cross-entropy + CIoU (YOLOV8)."""
+    (KerasCV RetinaNet), binary cross-entropy + CIoU (YOLOV8); keras-hub's
+    RetinaNet keeps its own (focal + Huber)."""
+    if detector_api(model) == "keras_hub":
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        return model
     if detector_kind(model) == "retinanet":
         losses = {"classification_loss": "focal", "box_loss": "smoothl1"}
     else:
@@ -101,7 +192,10 @@ def with_confidence(model, confidence_threshold):
 def decode(model, images):
     """Decoded, NMS-filtered detections of one batch (inference mode):
     dict of `boxes` (xyxy), `confidence`, `classes`, `num_detections`."""
-    return model.decode_predictions(model(images, training=False), images)
+    found = dict(model.decode_predictions(model(images, training=False), images))
+    if "labels" in found:  # keras-hub's name
+        found["classes"] = found.pop("labels")
+    return found
 
 
 def evaluate_detector(
@@ -137,7 +231,9 @@ def evaluate_detector(
     try:
         import tensorflow as tf
 
-        step = tf.function(lambda images: decode(model, images), reduce_retracing=True)
+        # Traced for the full and the last batch (keras-hub's NMS needs a
+        # static batch size, so shapes are not relaxed).
+        step = tf.function(lambda images: decode(model, images))
         for done, batch in enumerate(dataset, 1):
             found = step(batch["images"])
             evaluator.add(
