@@ -320,6 +320,13 @@ def _key_value(text):
     return text
 
 
+def _run_options(args):
+    """The `_add_run_options` flags as keyword arguments."""
+    names = ("image_size", "batch_size", "epochs", "steps_per_epoch", "seed",
+             "mixed_precision", "strategy", "tpu", "backup_every")
+    return dict({name: getattr(args, name) for name in names}, overrides=args.set or ())
+
+
 def _train(args):
     from keras_eca import training
 
@@ -330,16 +337,8 @@ def _train(args):
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
         recipe=args.recipe,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        seed=args.seed,
-        strategy=args.strategy,
-        tpu=args.tpu,
         sync_batchnorm=args.sync_batchnorm,
-        backup_every=args.backup_every,
-        overrides=args.set or (),
+        **_run_options(args),
         weights=args.weights,
         validation_fraction=args.validation_fraction,
         deterministic=args.deterministic,
@@ -432,25 +431,27 @@ def _detect(args):
     for image in args.images:  # before seconds of imports
         if not os.path.isfile(image):
             raise FileNotFoundError(f"{image!r} is not an existing file.")
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"--model {args.model!r} is not an existing .keras file.")
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(
+            f"--model {args.model!r} is neither a detect-train run folder nor "
+            "a .keras file."
+        )
     _quiet_tensorflow()
     import pathlib
-
-    import keras
 
     from keras_eca import detection
     from keras_eca.detection import detectors
     from keras_eca.visualization.boxes import write_detection_figure
 
-    model = keras.saving.load_model(args.model)
-    names = args.class_names.split(",") if args.class_names else None
+    model, settings = detection.load_run(args.model)
+    names = args.class_names.split(",") if args.class_names else settings.get(
+        "class_names"
+    )
     results = detectors.detect_files(
         model, args.images, confidence_threshold=args.threshold
     )
     output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    del detection  # imported to register the backbone class for load_model
     for image, result in zip(args.images, results):
         target = output / f"{pathlib.Path(image).stem}_boxes.png"
         write_detection_figure(
@@ -465,11 +466,122 @@ def _detect(args):
             print(f"  {label}  {score:.3f}  [{corners}]")
 
 
-def _list_recipes(args):
-    from keras_eca import training
+def _detect_train(args):
+    _quiet_tensorflow()
+    from keras_eca import detection
 
-    for name in training.list_recipes():
-        print(training.get_recipe(name).describe() if args.verbose else name)
+    detection.train_detector(
+        args.detector,
+        args.backbone,
+        args.dataset,
+        args.output,
+        api=args.api,
+        weights=args.weights,
+        recipe=args.recipe,
+        data_dir=args.data_dir,
+        **_run_options(args),
+        train_examples=args.train_examples,
+        eval_split=None if args.eval_split == "none" else args.eval_split,
+        eval_examples=args.eval_examples,
+    )
+
+
+def _detect_eval(args):
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(
+            f"--model {args.model!r} is neither a run folder nor a .keras file."
+        )
+    _quiet_tensorflow()
+    import keras
+
+    from keras_eca import detection
+    from keras_eca.training import run_folder
+
+    model, settings = detection.load_run(args.model)
+    dataset = args.dataset or settings.get("dataset")
+    if dataset is None:
+        raise ValueError(
+            "--dataset is needed with a bare .keras file (a run folder "
+            "names its own)."
+        )
+    source = detection.resolve_detection_source(
+        dataset, args.split, data_dir=args.data_dir or settings.get("data_dir"),
+        num_examples=args.num_examples,
+        seed=(settings.get("recipe") or {}).get("seed", 0),
+    )
+    if settings.get("class_names") and len(settings["class_names"]) != source.num_classes:
+        raise ValueError(
+            f"The detector was trained on {len(settings['class_names'])} "
+            f"classes, {dataset!r} has {source.num_classes}."
+        )
+    bars = []
+
+    def progress(done, total):  # Keras' bar, with its ETA
+        if not bars:
+            bars.append(keras.utils.Progbar(total, unit_name="batch"))
+        bars[0].update(done)
+
+    metrics = detection.evaluate_detector(
+        model, source, batch_size=args.batch_size, progress=progress,
+    )
+    print(
+        f"COCO metrics of {args.model} on {dataset} {args.split} "
+        f"({source.num_examples} images):"
+    )
+    for name, value in metrics.items():
+        print(f"  {name:<10} {value:.4f}" if value >= 0 else f"  {name:<10} n/a (no such objects)")
+    if args.output:
+        run_folder.write_json(args.output, metrics)
+        print(f"Written: {args.output}")
+
+
+def _list_recipes(args):
+    if args.detection:
+        from keras_eca.detection import recipes
+
+        names, get = recipes.list_detection_recipes(), recipes.get_detection_recipe
+    else:
+        from keras_eca import training
+
+        names, get = training.list_recipes(), training.get_recipe
+    for name in names:
+        print(get(name).describe() if args.verbose else name)
+
+
+def _add_run_options(parser, *, set_example, image_size_help=None):
+    """The recipe, strategy and resume flags every training command takes."""
+    parser.add_argument("--image-size", type=_positive_int, help=image_size_help)
+    parser.add_argument(
+        "--batch-size", type=_positive_int,
+        help="global batch size (all replicas); the learning rate follows "
+        "the recipe's scaling rule",
+    )
+    parser.add_argument("--epochs", type=_positive_int)
+    parser.add_argument(
+        "--steps-per-epoch", type=_positive_int,
+        help="default: one pass over the training data",
+    )
+    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        help="default: the recipe's (auto: mixed_float16 on GPU, "
+        "mixed_bfloat16 on TPU, float32 on CPU)",
+    )
+    parser.add_argument(
+        "--strategy", default="auto",
+        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
+        help="auto: all local GPUs, else one device (default)",
+    )
+    parser.add_argument("--tpu", help="TPU resolver address (with --strategy tpu)")
+    parser.add_argument(
+        "--backup-every", type=_positive_int, metavar="N",
+        help="write an exact backup every N steps (and after each epoch)",
+    )
+    parser.add_argument(
+        "--set", action="append", type=_key_value, metavar="KEY=VALUE",
+        help=f"override a recipe field (repeatable), e.g. --set {set_example}",
+    )
 
 
 def build_parser():
@@ -596,37 +708,11 @@ def build_parser():
         "--recipe", help="see `keras-eca list-recipes`; default: the "
         "architecture's paper recipe",
     )
-    train.add_argument("--image-size", type=_positive_int)
-    train.add_argument(
-        "--batch-size", type=_positive_int,
-        help="global batch size (all replicas); the learning rate follows "
-        "the recipe's scaling rule",
-    )
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument(
-        "--steps-per-epoch", type=_positive_int,
-        help="default: one pass over the training data",
-    )
-    train.add_argument("--seed", type=int)
-    train.add_argument(
-        "--strategy", default="auto",
-        choices=("auto", "one_device", "mirrored", "multi_worker", "tpu"),
-        help="auto: all local GPUs, else one device (default)",
-    )
-    train.add_argument("--tpu", help="TPU resolver address (with --strategy tpu)")
+    _add_run_options(train, set_example="label_smoothing=0.1")
     train.add_argument(
         "--sync-batchnorm", action="store_true",
         help="BatchNorm statistics over the global batch (small per-replica "
         "batches)",
-    )
-    train.add_argument(
-        "--backup-every", type=_positive_int, metavar="N",
-        help="write an exact backup every N steps (and after each epoch)",
-    )
-    train.add_argument(
-        "--set", action="append", type=_key_value, metavar="KEY=VALUE",
-        help="override a recipe field (repeatable), e.g. --set "
-        "label_smoothing=0.1",
     )
     train.add_argument(
         "--validation-fraction", type=float, metavar="F",
@@ -770,19 +856,111 @@ def build_parser():
     )
     detect.add_argument("images", nargs="+", metavar="IMAGE",
                         help="JPEG, PNG, BMP or GIF files")
-    detect.add_argument("--model", required=True, help="the detector's .keras file")
+    detect.add_argument(
+        "--model", required=True,
+        help="a detect-train run folder (its class names are used) or a "
+        "detector's .keras file",
+    )
     detect.add_argument("--output", required=True, metavar="DIR",
                         help="where IMAGE_boxes.png files are written")
     detect.add_argument("--threshold", type=float, default=0.5,
                         help="minimum confidence (default: 0.5)")
-    detect.add_argument("--class-names", help="comma-separated, in class-id order")
+    detect.add_argument(
+        "--class-names",
+        help="comma-separated, in class-id order (default: the run's)",
+    )
     detect.set_defaults(run=_detect)
+
+    detect_train = commands.add_parser(
+        "detect-train",
+        parents=[common],
+        help="train a KerasCV (or keras-hub) detector on a keras_eca "
+        "backbone, with COCO AP after each epoch; the same command with the "
+        "same --output resumes a killed run at its step (needs the "
+        "detection extra)",
+    )
+    detect_train.add_argument(
+        "--detector", default="retinanet", choices=("retinanet", "yolov8"),
+        help="default: retinanet (keras-hub: retinanet only)",
+    )
+    detect_train.add_argument(
+        "--backbone", required=True, help="see `keras-eca list-models`"
+    )
+    detect_train.add_argument(
+        "--weights",
+        help="the backbone's initial weights, as for the builders "
+        "(imagenet, a weights key, a file); default: random",
+    )
+    detect_train.add_argument(
+        "--dataset", required=True,
+        help="synthetic (embedded, offline) or a TFDS detection dataset: "
+        "coco/2017, voc/2007, ...",
+    )
+    detect_train.add_argument("--output", required=True, metavar="RUN_DIR")
+    detect_train.add_argument(
+        "--api", default="keras_cv", choices=("keras_cv", "keras_hub"),
+        help="the detector library (keras_hub needs the keras_hub extra)",
+    )
+    detect_train.add_argument(
+        "--recipe",
+        help="see `keras-eca list-recipes --detection`; default: synthetic "
+        "for the embedded set, else coco_1x",
+    )
+    _add_run_options(
+        detect_train, set_example="learning_rate=0.02",
+        image_size_help="a multiple of 128",
+    )
+    detect_train.add_argument("--data-dir", help="TFDS data folder")
+    detect_train.add_argument(
+        "--train-examples", type=_positive_int, metavar="N",
+        help="train on the first N images (synthetic: N images drawn; "
+        "default 2,000)",
+    )
+    detect_train.add_argument(
+        "--eval-split", default="validation",
+        help="split evaluated after each epoch (default: validation; none: "
+        "no evaluation)",
+    )
+    detect_train.add_argument(
+        "--eval-examples", type=_positive_int, metavar="N",
+        help="evaluate on its first N images (synthetic default: 200)",
+    )
+    detect_train.set_defaults(run=_detect_train)
+
+    detect_eval = commands.add_parser(
+        "detect-eval",
+        parents=[common],
+        help="COCO AP / AR (pycocotools) of a detect-train run or a .keras "
+        "detector on a dataset split",
+    )
+    detect_eval.add_argument(
+        "--model", required=True, metavar="RUN_DIR_OR_KERAS",
+        help="a detect-train run folder or a detector's .keras file",
+    )
+    detect_eval.add_argument(
+        "--dataset", help="default: the run's; needed for a bare .keras file"
+    )
+    detect_eval.add_argument("--split", default="validation")
+    detect_eval.add_argument("--data-dir", help="TFDS data folder")
+    detect_eval.add_argument(
+        "--num-examples", type=_positive_int, metavar="N",
+        help="the split's first N images (synthetic: N drawn; default 200)",
+    )
+    detect_eval.add_argument("--batch-size", type=_positive_int, default=8)
+    detect_eval.add_argument(
+        "--output", metavar="METRICS_JSON", help="also write the metrics here"
+    )
+    detect_eval.set_defaults(run=_detect_eval)
 
     recipes = commands.add_parser(
         "list-recipes", parents=[common], help="the training recipes"
     )
     recipes.add_argument(
         "-v", "--verbose", action="store_true", help="print every field"
+    )
+    recipes.add_argument(
+        "--detection", action="store_true",
+        help="the detection recipes (detect-train; needs the detection extra)",
     )
     recipes.set_defaults(run=_list_recipes)
 

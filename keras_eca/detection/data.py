@@ -86,8 +86,8 @@ def resolve_detection_source(
         split: `"train"` or `"validation"` (any TFDS split string for TFDS).
         data_dir: TFDS's data folder.
         num_examples: images of the synthetic split (default: 2,000 for
-            train, 200 otherwise); ignored by TFDS datasets (slice the
-            split instead, e.g. `"validation[:500]"`).
+            train, 200 otherwise); for TFDS, the split's first
+            `num_examples` (`"validation[:500]"`; default: all).
         seed: the synthetic set's seed.
 
     Example:
@@ -104,6 +104,14 @@ def resolve_detection_source(
         )
     if dataset == SYNTHETIC:
         return _synthetic_source(split, num_examples, seed)
+    if num_examples is not None:
+        check_count("num_examples", num_examples)
+        if "[" in split:
+            raise ValueError(
+                "Pass either a sliced split or num_examples. Received: "
+                f"split={split!r}, num_examples={num_examples!r}"
+            )
+        split = f"{split}[:{num_examples}]"
     return _tfds_source(dataset, split, data_dir)
 
 

@@ -138,3 +138,61 @@ def test_yolov8_trains_predicts_and_round_trips(tmp_path):
         fpn_depth=1,
     )
     _train_predict_reload(detector, tmp_path, "binary_crossentropy", "ciou")
+
+
+# --- keras-hub (the keras_hub extra, in the lock) -------------------------------
+
+
+def test_keras_hub_backbone_has_pyramid_output_tensors():
+    import keras_hub
+
+    net = detection.backbone("eca_resnet18", input_shape=(SIZE, SIZE, 3), api="keras_hub")
+    assert isinstance(net, keras_hub.models.FeaturePyramidBackbone)
+    row = registry.MODELS["eca_resnet18"]
+    assert sorted(net.pyramid_outputs) == ["P2", "P3", "P4", "P5"]
+    for level, stride in (("P2", 4), ("P3", 8), ("P4", 16), ("P5", 32)):
+        side = SIZE // stride
+        tensor = net.pyramid_outputs[level]
+        assert tensor.shape == (None, side, side, row["feature_channels"][level])
+        assert tensor is net.get_layer(row["feature_layers"][level]).output
+
+
+def test_keras_hub_retinanet_trains_predicts_and_round_trips(tmp_path):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    detector = detection.build_detector(
+        "retinanet", "eca_resnet18", 3, api="keras_hub", image_size=SIZE
+    )
+    assert isinstance(detector, keras_hub.models.RetinaNetObjectDetector)
+    detection.compile_detector(detector, keras.optimizers.SGD(0.01))
+    images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3))
+    images = images.astype("float32")
+    targets = _boxes()
+    # keras-hub's labels are {"boxes", "labels"}; the boxes here are xyxy.
+    targets["boxes"] = np.where(
+        targets["boxes"] < 0, -1,
+        np.concatenate([targets["boxes"][..., :2],
+                        targets["boxes"][..., :2] + targets["boxes"][..., 2:]], -1),
+    ).astype("float32")
+    _, labels = detection.adapt_targets("keras_hub")(images, targets)
+    assert set(labels) == {"boxes", "labels"}
+    history = detector.fit(images, labels, batch_size=2, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+
+    found = detection.decode(detector, images)
+    assert found["boxes"].shape[:2] == found["classes"].shape
+    assert found["num_detections"].shape == (2,)
+
+    path = tmp_path / "detector.keras"
+    detector.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.backbone.image_encoder, detection.KerasHubBackbone)
+    raw = detector(images, training=False)
+    for key, value in loaded(images, training=False).items():
+        np.testing.assert_array_equal(value.numpy(), raw[key].numpy())
+
+
+def test_keras_hub_offers_retinanet_only():
+    with pytest.raises(ValueError, match=r"\['retinanet'\] with api='keras_hub'"):
+        detection.build_detector("yolov8", "eca_resnet18", 3, api="keras_hub", image_size=SIZE)
