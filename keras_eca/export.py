@@ -103,7 +103,10 @@ def _export_detector(model, path):
         }
 
     def serve(images):
-        predictions = model(images, training=False)
+        # float32 heads: mixed-precision ones do not mix with the anchors.
+        predictions = tf.nest.map_structure(
+            lambda t: tf.cast(t, tf.float32), model(images, training=False)
+        )
         if not one_by_one:
             return decode(predictions, images)
 

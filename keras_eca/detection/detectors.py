@@ -94,16 +94,29 @@ def build_detector(
             ),
         )
         _retinanet_paper_head_init(model)
-        return model
-    if detector == "retinanet":
-        return keras_cv.models.RetinaNet(
+    elif detector == "retinanet":
+        model = keras_cv.models.RetinaNet(
             num_classes=num_classes, bounding_box_format=data_lib.BOX_FORMAT,
             backbone=net,
         )
-    return keras_cv.models.YOLOV8Detector(
-        num_classes=num_classes, bounding_box_format=data_lib.BOX_FORMAT,
-        backbone=net, fpn_depth=fpn_depth,
-    )
+    else:
+        model = keras_cv.models.YOLOV8Detector(
+            num_classes=num_classes, bounding_box_format=data_lib.BOX_FORMAT,
+            backbone=net, fpn_depth=fpn_depth,
+        )
+    _float32_decoder(model)
+    return model
+
+
+def _float32_decoder(model):
+    """Box decoding and NMS in float32 under a mixed precision policy (the
+    decoder layer would cast the boxes to float16 / bfloat16, which the
+    NMS ops then mix with float32 thresholds)."""
+    decoder = model.prediction_decoder
+    if decoder.compute_dtype != "float32":
+        config = decoder.get_config()
+        config["dtype"] = "float32"
+        model.prediction_decoder = type(decoder).from_config(config)
 
 
 def _retinanet_paper_head_init(model, prior=0.01):
@@ -189,10 +202,19 @@ def with_confidence(model, confidence_threshold):
     return previous
 
 
+def float32_outputs(model, images):
+    """The raw heads in inference mode, as float32: under a mixed precision
+    policy they are float16 / bfloat16, which KerasCV's box decoding
+    cannot mix with its float32 anchors."""
+    return keras.tree.map_structure(
+        lambda t: keras.ops.cast(t, "float32"), model(images, training=False)
+    )
+
+
 def decode(model, images):
     """Decoded, NMS-filtered detections of one batch (inference mode):
     dict of `boxes` (xyxy), `confidence`, `classes`, `num_detections`."""
-    found = dict(model.decode_predictions(model(images, training=False), images))
+    found = dict(model.decode_predictions(float32_outputs(model, images), images))
     if "labels" in found:  # keras-hub's name
         found["classes"] = found.pop("labels")
     return found

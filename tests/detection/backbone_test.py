@@ -183,6 +183,9 @@ def test_keras_hub_retinanet_trains_predicts_and_round_trips(tmp_path):
     found = detection.decode(detector, images)
     assert found["boxes"].shape[:2] == found["classes"].shape
     assert found["num_detections"].shape == (2,)
+    predicted = detector.predict(images, verbose=0)  # keras-hub's predict_step
+    np.testing.assert_array_equal(predicted["num_detections"], found["num_detections"])
+    np.testing.assert_array_equal(predicted["classes"], found["classes"])  # KerasCV NMS
 
     path = tmp_path / "detector.keras"
     detector.save(path)

@@ -140,6 +140,17 @@ def test_a_killed_run_resumes_at_its_step_exactly(tmp_path):
     assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-6)
 
 
+@pytest.mark.slow  # YOLOV8's fit and export are in the default run (backbone_test)
+def test_yolov8_trains_in_a_run_folder(tmp_path):
+    run = detection.train_detector(
+        "yolov8", "eca_mobilenet_v2", "synthetic", tmp_path / "run",
+        recipe="smoke", epochs=1, train_examples=8, eval_examples=4,
+    )
+    assert set(run.metrics) == set(detection.METRIC_NAMES)
+    assert np.isfinite(run.history[-1]["loss"])
+    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+
+
 def test_keras_hub_retinanet_trains_in_a_run_folder(tmp_path):
     run = detection.train_detector(
         "retinanet", "eca_resnet18", "synthetic", tmp_path / "run", api="keras_hub",
