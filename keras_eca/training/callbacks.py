@@ -312,6 +312,11 @@ def resume_from_backup(path, model, dist, epochs, steps_per_epoch, stream):
         and the state stored with the position (best metric, ...).
     """
     saved = backup_lib.read_backup(path)
+    if dist.num_workers > 1:
+        done = 0 if saved is None else (
+            saved.position["epoch"] * steps_per_epoch + saved.position["step"]
+        )
+        check_same_position(dist, done)
     if saved is None:
         return None, 0, 0, {}
     epoch, step = saved.position["epoch"], saved.position["step"]
@@ -365,3 +370,23 @@ def run_callbacks(
         ModelFiles(folder, monitor, state, write=chief),
     ]
     return callbacks + whole_run + [backup], whole_run
+
+
+def check_same_position(dist, done):
+    """Every worker must resume from the same step: a worker that cannot
+    see the chief's backup (the folder is not shared) would start over."""
+    import tensorflow as tf
+
+    strategy = dist.strategy
+    value = tf.constant([float(done), float(done) ** 2], tf.float64)
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)),
+        axis=None,
+    )
+    total = total.numpy() / strategy.num_replicas_in_sync
+    if total[1] != total[0] ** 2:
+        raise ValueError(
+            f"The workers resume from different steps (this one: {done} "
+            "steps done). Every worker must read the chief's backup: put "
+            "--output on a folder all workers share."
+        )

@@ -269,8 +269,6 @@ def train(
     saved, start_epoch, start_step, state = callbacks_lib.resume_from_backup(
         folder / BACKUP_FILE, net, dist, rec.epochs, steps, stream
     )
-    if dist.num_workers > 1:
-        _check_same_position(dist, start_epoch * steps + start_step)
     if chief:
         # Rows of epochs after the backup were written before a kill.
         run_folder.truncate_history(folder / "log.csv", start_epoch)
@@ -425,26 +423,6 @@ def _tfds_has_split(name, split, data_dir):
     import tensorflow_datasets as tfds
 
     return split in tfds.builder(name, data_dir=data_dir).info.splits
-
-
-def _check_same_position(dist, done):
-    """Every worker must resume from the same step: a worker that cannot
-    see the chief's backup (the folder is not shared) would start over."""
-    import tensorflow as tf
-
-    strategy = dist.strategy
-    value = tf.constant([float(done), float(done) ** 2], tf.float64)
-    total = strategy.reduce(
-        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(value)),
-        axis=None,
-    )
-    total = total.numpy() / strategy.num_replicas_in_sync
-    if total[1] != total[0] ** 2:
-        raise ValueError(
-            f"The workers resume from different steps (this one: {done} "
-            "steps done). Every worker must read the chief's backup: put "
-            "--output on a folder all workers share."
-        )
 
 
 
