@@ -29,8 +29,8 @@ def test_ap_vs_steps_evaluates_at_each_interval_and_writes_rows(tmp_path):
 def test_step_ratio_reports_both_ratios():
     stream = io.StringIO()
     result = bench.step_ratio(
-        backbones=("eca_resnet18", "resnet18"), batch_size=2, repeats=2,
-        steps=1, stream=stream,
+        backbones=("eca_resnet18", "resnet18"), image_size=128, batch_size=2,
+        repeats=2, steps=1, stream=stream,
     )
     assert len(result["steps_per_second"]["resnet18"]) == 2
     assert result["eca_resnet18/resnet18 fastest"] > 0
