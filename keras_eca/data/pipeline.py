@@ -39,6 +39,19 @@ def check_count(name, value, minimum=1):
     return int(value)
 
 
+def check_epoch_steps(steps, start_step):
+    """`(steps, start_step)` of an epoch resumed at `start_step`, checked:
+    `steps >= 1`, `0 <= start_step <= steps`."""
+    steps = check_count("steps", steps)
+    start_step = check_count("start_step", start_step, 0)
+    if start_step > steps:
+        raise ValueError(
+            f"`start_step` must be <= steps ({steps}). "
+            f"Received: start_step={start_step}"
+        )
+    return steps, start_step
+
+
 def check_input_pipeline(input_pipeline):
     try:
         index, count = input_pipeline
@@ -171,13 +184,7 @@ def training_dataset(
         )
     if steps is None:
         steps = steps_per_epoch(source, global_batch_size)
-    steps = check_count("steps", steps)
-    start_step = check_count("start_step", start_step, 0)
-    if start_step > steps:
-        raise ValueError(
-            f"`start_step` must be <= steps ({steps}). "
-            f"Received: start_step={start_step}"
-        )
+    steps, start_step = check_epoch_steps(steps, start_step)
     scale = transforms.check_range("scale", scale, 0.0, 1.0)
     if scale[1] <= 0:
         raise ValueError(

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from keras_eca._checks import is_integer
 from keras_eca.data.pipeline import check_count
+from keras_eca.data.pipeline import check_epoch_steps
 from keras_eca.data.pipeline import check_input_pipeline
 from keras_eca.data.pipeline import dataset_options
 from keras_eca.data.pipeline import derived_seed
@@ -472,12 +473,7 @@ def training_dataset(
         )
     if steps is None:
         steps = steps_per_epoch(source, batch_size)
-    steps = check_count("steps", steps)
-    start_step = check_count("start_step", start_step, 0)
-    if start_step > steps:
-        raise ValueError(
-            f"`start_step` must be <= steps ({steps}). Received: start_step={start_step}"
-        )
+    steps, start_step = check_epoch_steps(steps, start_step)
     total = source.num_examples
     first, end = start_step * batch_size, steps * batch_size
     passes = range(first // total, max(-(-end // total), first // total + 1))

@@ -227,7 +227,8 @@ def evaluate_detector(
     """COCO AP / AR of `model` on a `DetectionSource` (pycocotools).
 
     Args:
-        model: a KerasCV detector trained on `xyxy` pixel boxes.
+        model: a KerasCV or keras-hub detector trained on `xyxy` pixel
+            boxes.
         source: from `resolve_detection_source(..., split="validation")`.
         image_size: defaults to the model's input side.
         batch_size: evaluation batch size.

@@ -29,6 +29,7 @@ from keras_eca.training import distribution as distribution_lib
 from keras_eca.training import run_folder
 from keras_eca.training import schedules
 from keras_eca.training.optimizers import SGD
+from keras_eca.training.recipes import apply_overrides
 
 BACKUP_FILE = "backup/state.npz"
 METRICS_FILE = "metrics.json"
@@ -57,10 +58,7 @@ def resolve_detection_recipe(recipe, dataset, overrides=(), **arguments):
     `"coco_1x"`), then `--set` overrides, then the explicit arguments that
     are not None (`image_size=`, `batch_size=`, `epochs=`, ...)."""
     name = recipe or recipes_lib.default_detection_recipe(dataset)
-    resolved = recipes_lib.get_detection_recipe(name)
-    from keras_eca.training.recipes import apply_overrides
-
-    resolved = apply_overrides(resolved, list(overrides))
+    resolved = apply_overrides(recipes_lib.get_detection_recipe(name), list(overrides))
     explicit = {key: value for key, value in arguments.items() if value is not None}
     if not explicit:
         return resolved
@@ -229,23 +227,11 @@ def train_detector(
         "strategy": strategy,
         "data_dir": None if data_dir is None else str(data_dir),
     }
-    previous = run_folder.read_json(folder / "run.json")
-    started_before = previous is not None and (
-        previous.get("finished") or (folder / BACKUP_FILE).is_file()
-    )
-    if started_before:
-        run_folder.check_same_run(folder, previous, settings, RESUME_KEYS)
-        if previous.get("finished"):
-            run_folder.say(stream, f"{folder} holds a finished run; nothing to do.")
-            path = folder / "model.keras"
-            return DetectionRun(
-                folder,
-                keras.saving.load_model(path) if path.is_file() else None,
-                run_folder.read_history(folder / "log.csv"),
-                previous.get("metrics"),
-                None,
-                0.0,
-            )
+    previous = run_folder.earlier_run(folder, settings, RESUME_KEYS, folder / BACKUP_FILE)
+    started_before = previous is not None
+    if started_before and previous.get("finished"):
+        model, history = run_folder.finished_run(folder, stream)
+        return DetectionRun(folder, model, history, previous.get("metrics"), None, 0.0)
     dist = distribution_lib.make_distribution(strategy, tpu=tpu)
     policy = distribution_lib.resolve_precision(rec.mixed_precision, dist)
     jit = distribution_lib.resolve_jit_compile(rec.jit_compile, dist)

@@ -180,22 +180,11 @@ def train(
         "sync_batchnorm": bool(sync_batchnorm),
         "data_dir": None if data_dir is None else str(data_dir),
     }
-    previous = run_folder.read_json(folder / "run.json")
-    started_before = previous is not None and (
-        previous.get("finished") or (folder / BACKUP_FILE).is_file()
-    )
-    if started_before:
-        run_folder.check_same_run(folder, previous, settings, RESUME_KEYS)
-        if previous.get("finished"):
-            run_folder.say(stream, f"{folder} holds a finished run; nothing to do.")
-            path = folder / "model.keras"
-            return TrainingRun(
-                folder,
-                keras.saving.load_model(path) if path.is_file() else None,
-                run_folder.read_history(folder / "log.csv"),
-                None,
-                0.0,
-            )
+    previous = run_folder.earlier_run(folder, settings, RESUME_KEYS, folder / BACKUP_FILE)
+    started_before = previous is not None
+    if started_before and previous.get("finished"):
+        model, history = run_folder.finished_run(folder, stream)
+        return TrainingRun(folder, model, history, None, 0.0)
     dist = distribution_lib.make_distribution(strategy, tpu=tpu)
     policy = distribution_lib.resolve_precision(rec.mixed_precision, dist)
     jit = distribution_lib.resolve_jit_compile(rec.jit_compile, dist)

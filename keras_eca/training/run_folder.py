@@ -66,6 +66,29 @@ def check_same_run(folder, previous, settings, keys):
         )
 
 
+def earlier_run(folder, settings, keys, backup_path):
+    """The stored settings of the run `folder` holds, checked equal to
+    `settings` on `keys` (see `check_same_run`), or `None` when no run
+    started there (no `run.json`, or neither finished nor backed up)."""
+    previous = read_json(pathlib.Path(folder) / "run.json")
+    if previous is None or not (
+        previous.get("finished") or pathlib.Path(backup_path).is_file()
+    ):
+        return None
+    check_same_run(folder, previous, settings, keys)
+    return previous
+
+
+def finished_run(folder, stream):
+    """Says that `folder` holds a finished run; returns its `model.keras`
+    (or `None`) and its history."""
+    folder = pathlib.Path(folder)
+    say(stream, f"{folder} holds a finished run; nothing to do.")
+    path = folder / "model.keras"
+    model = keras.saving.load_model(path) if path.is_file() else None
+    return model, read_history(folder / "log.csv")
+
+
 def export_saved_model(model, path):
     """`keras_eca.export.export_saved_model` into a folder beside `path`,
     renamed into place: a kill never leaves a half-written `path`."""

@@ -63,8 +63,13 @@ def _calibrate_batchnorm(model, images):
     model's inference-mode features (mean 0, variance 1 assumed) grow
     through the network to logits of +-50, whose saturated, tied scores
     NMS orders arbitrarily."""
+    def walk(layer):
+        yield layer
+        for inner in getattr(layer, "layers", []):
+            yield from walk(inner)
+
     layers = [
-        layer for layer in model._flatten_layers()
+        layer for layer in walk(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     momenta = [layer.momentum for layer in layers]
