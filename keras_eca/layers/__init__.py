@@ -14,6 +14,7 @@ from keras_eca.layers.registry import attention_defaults
 from keras_eca.layers.registry import get_attention
 from keras_eca.layers.registry import list_attention
 from keras_eca.layers.registry import register_attention
+from keras_eca.layers.shuffle_attention import FrozenShuffleAttention
 from keras_eca.layers.shuffle_attention import ShuffleAttention
 from keras_eca.layers.shuffle_attention import shuffle_order
 from keras_eca.layers.squeeze_excitation import SqueezeExcitation
@@ -28,6 +29,7 @@ __all__ = [
     "EfficientChannelAttention",
     "EfficientChannelAttentionNS",
     "FoldedBatchNormalization",
+    "FrozenShuffleAttention",
     "ShuffleAttention",
     "SqueezeExcitation",
     "SqueezeExcitationGroupConv",

@@ -111,6 +111,12 @@ class ChannelGate(AttentionLayer):
     `features * (scale * gate) + offset * gate`, one pass, with no stored
     normalised map for training. The applications build every channel gate
     that way.
+
+    Called on `[features, means]`, with `means` the spatial means of
+    `features` (`(batch, channels)`, or with the spatial axes kept as 1),
+    the layer gates `features` without pooling it. The inference form of a
+    model (`keras_eca.inference.inference_model`) calls its gates this way
+    where the means come cheaper from a narrower tensor.
     """
 
     def __init__(self, *args, **kwargs):
@@ -120,24 +126,52 @@ class ChannelGate(AttentionLayer):
         super().__init__(*args, **kwargs)
 
     def build(self, input_shape):
-        if _is_folded(input_shape):
-            # [features, scale, offset, means] of a FoldedBatchNormalization.
+        if _is_folded(input_shape) or _is_pair(input_shape):
+            # [features, scale, offset, means] of a FoldedBatchNormalization,
+            # or [features, means].
             super().build(input_shape[0])
             self.input_spec = None
             return
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
-        if _is_folded(input_shape):
+        if _is_folded(input_shape) or _is_pair(input_shape):
             return tuple(input_shape[0])
         return tuple(input_shape)
 
     def call(self, inputs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            return self._means_call(*inputs)
         if isinstance(inputs, (list, tuple)):
             return self._folded_call(*inputs)
         inputs = ops.cast(inputs, self.compute_dtype)
-        gate = ops.cast(self._plain_gate(inputs), inputs.dtype)
-        return inputs * self._per_channel(gate, inputs)
+        pooled = ops.mean(
+            ops.cast(inputs, statistics_dtype(self.compute_dtype)),
+            axis=self.spatial_axes(len(inputs.shape)),
+        )
+        return self._rescale(inputs, pooled)
+
+    def _means_call(self, features, means):
+        features = ops.cast(features, self.compute_dtype)
+        channels = features.shape[self.channel_axis]
+        if math.prod(d for d in means.shape[1:] if d is not None) != channels:
+            raise ValueError(
+                f"{type(self).__name__}([features, means]) needs one mean per "
+                f"channel of features ({channels}). Received: means of shape "
+                f"{tuple(means.shape)} for features of shape "
+                f"{tuple(features.shape)}"
+            )
+        dtype = statistics_dtype(self.compute_dtype)
+        pooled = ops.reshape(ops.cast(means, dtype), (-1, channels))
+        return self._rescale(features, pooled)
+
+    def _rescale(self, inputs, pooled):
+        """`inputs * sigmoid(excite(pooled))`, channel by channel. The
+        excitation is reshaped to broadcast before the sigmoid: it meets
+        the reshape inside `excite` (ECA's conv layout), and graph
+        optimisers (Grappler, the TFLite converter) merge the two."""
+        gate = ops.sigmoid(self._per_channel(self.excite(pooled), inputs))
+        return inputs * ops.cast(gate, inputs.dtype)
 
     def gate(self, inputs):
         """The channel gate `sigmoid(excite(GAP(x)))` this layer applies.
@@ -167,6 +201,11 @@ class ChannelGate(AttentionLayer):
         """
         if not self.built:
             self.build(keras.tree.map_structure(lambda t: tuple(t.shape), inputs))
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            dtype = statistics_dtype(self.compute_dtype)
+            channels = inputs[0].shape[self.channel_axis]
+            pooled = ops.reshape(ops.cast(inputs[1], dtype), (-1, channels))
+            return ops.sigmoid(self.excite(pooled))
         if isinstance(inputs, (list, tuple)):
             _, scale, offset, means = self._check_folded(*inputs)
             dtype = statistics_dtype(self.compute_dtype)
@@ -224,8 +263,17 @@ class ChannelGate(AttentionLayer):
 
 def _is_folded(input_shape):
     """Whether `input_shape` is the four shapes of a folded BatchNorm."""
+    return _is_shape_list(input_shape, 4)
+
+
+def _is_pair(input_shape):
+    """Whether `input_shape` is the shapes of `[features, means]`."""
+    return _is_shape_list(input_shape, 2)
+
+
+def _is_shape_list(input_shape, length):
     return (
         isinstance(input_shape, (list, tuple))
-        and len(input_shape) == 4
+        and len(input_shape) == length
         and all(isinstance(s, (list, tuple)) for s in input_shape)
     )

@@ -1,5 +1,6 @@
 """SA: shuffle attention (Yang et al., ICASSP 2021)."""
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -153,19 +154,10 @@ class ShuffleAttention(AttentionLayer):
             setattr(self, name, weight)
 
     def call(self, inputs):
-        channels = inputs.shape[self.channel_axis]
-        batch = ops.shape(inputs)[0]
-        last = self.data_format == "channels_last"
         x, gate = self._flat_gate(inputs)
         out = x * gate
         if not self.fold_shuffle:
-            # Output channel q reads channel (q % 2) * C/2 + q // 2.
-            if last:
-                out = ops.reshape(out, (batch, -1, 2, channels // 2))
-                out = ops.transpose(out, (0, 1, 3, 2))
-            else:
-                out = ops.reshape(out, (batch, 2, channels // 2, -1))
-                out = ops.transpose(out, (0, 2, 1, 3))
+            out = _shuffle(out, self.data_format)
         out = ops.reshape(out, ops.shape(inputs))
         return ops.cast(out, inputs.dtype)
 
@@ -264,3 +256,129 @@ class ShuffleAttention(AttentionLayer):
         )
         return config
 
+
+
+@keras.saving.register_keras_serializable(package="keras_eca")
+class FrozenShuffleAttention(AttentionLayer):
+    """The inference form of `ShuffleAttention`: its six vectors baked into
+    three per-channel ones.
+
+    `ShuffleAttention` builds `rate`, `slope_rate` and `bias` (one value
+    per channel, both branches and every group in one table) from its six
+    weights on every call: a dozen small ops a graph runtime cannot fold
+    away while they read variables. This layer stores the three vectors
+    and computes, per sample and channel, `rstd = rsqrt(var + epsilon)`,
+    `slope = slope_rate * rstd`, `offset = mean * (rate - slope) + bias`
+    and returns `x * sigmoid(slope * x + offset)`, then the channel shuffle
+    unless it is folded (`shuffle=False`). Build it with
+    `from_shuffle_attention(layer)`; `keras_eca.inference.inference_model`
+    does it for every SA layer of a model.
+
+    Args:
+        epsilon: float. The spatial-branch normalisation's epsilon.
+        shuffle: bool. Whether to shuffle the channels after the gate
+            (`False` when the input comes in the shuffled order).
+        data_format: `"channels_last"` or `"channels_first"`.
+        **kwargs: Base layer keyword arguments.
+
+    Example:
+
+    >>> x = np.random.rand(2, 4, 4, 16).astype("float32")
+    >>> sa = keras_eca.layers.ShuffleAttention(groups=2)
+    >>> y = keras.ops.convert_to_numpy(sa(x))
+    >>> frozen = keras_eca.layers.FrozenShuffleAttention.from_shuffle_attention(sa)
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(frozen(x)), y, atol=1e-6))
+    True
+    """
+
+    def __init__(self, epsilon=1e-5, shuffle=True, data_format=None, **kwargs):
+        if not is_finite_number(epsilon) or epsilon <= 0:
+            raise ValueError(
+                "`epsilon` must be a finite number > 0. "
+                f"Received: epsilon={epsilon!r}"
+            )
+        if not isinstance(shuffle, bool):
+            raise ValueError(
+                f"`shuffle` must be True or False. Received: shuffle={shuffle!r}"
+            )
+        super().__init__(data_format=data_format, **kwargs)
+        self.epsilon = as_python_number(epsilon)
+        self.shuffle = shuffle
+
+    @classmethod
+    def from_shuffle_attention(cls, layer, name=None):
+        """The frozen form of a built `ShuffleAttention` `layer`."""
+        if not isinstance(layer, ShuffleAttention) or not layer.built:
+            raise ValueError(
+                "`layer` must be a built ShuffleAttention. "
+                f"Received: layer={layer!r}"
+            )
+        channels = 2 * layer.groups * layer.cweight.shape[0]
+        constants = layer._channel_constants(channels, (channels,), "float32")
+        frozen = cls(
+            epsilon=layer.epsilon,
+            shuffle=not layer.fold_shuffle,
+            data_format=layer.data_format,
+            dtype=layer.dtype_policy,
+            name=name or layer.name,
+        )
+        frozen.build_attention(channels)
+        frozen.built = True
+        for variable, value in zip(
+            (frozen.rate, frozen.slope_rate, frozen.bias), constants
+        ):
+            variable.assign(ops.convert_to_numpy(value))
+        return frozen
+
+    def build_attention(self, channels):
+        if channels % 2:
+            raise ValueError(
+                "FrozenShuffleAttention needs an even channel count. "
+                f"Received: {channels} channels"
+            )
+        for name in ("rate", "slope_rate", "bias"):
+            setattr(
+                self,
+                name,
+                self.add_weight(
+                    name=name, shape=(channels,), initializer="zeros",
+                    autocast=False,
+                ),
+            )
+
+    def call(self, inputs):
+        dtype = statistics_dtype(self.compute_dtype)
+        x = ops.cast(inputs, dtype)
+        rank = len(inputs.shape)
+        shape = [1] * rank
+        shape[self.channel_axis] = inputs.shape[self.channel_axis]
+        rate, slope_rate, bias = (
+            ops.reshape(ops.cast(w, dtype), shape)
+            for w in (self.rate, self.slope_rate, self.bias)
+        )
+        mean, variance = ops.moments(x, axes=self.spatial_axes(rank), keepdims=True)
+        slope = slope_rate * ops.rsqrt(variance + self.epsilon)
+        offset = mean * (rate - slope) + bias
+        out = x * ops.sigmoid(x * slope + offset)
+        if self.shuffle:
+            out = _shuffle(out, self.data_format)
+        return ops.cast(out, inputs.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(epsilon=self.epsilon, shuffle=self.shuffle)
+        return config
+
+
+def _shuffle(x, data_format):
+    """SA's channel shuffle: output channel q reads (q % 2) * C/2 + q // 2."""
+    shape = ops.shape(x)
+    if data_format == "channels_last":
+        channels = x.shape[-1]
+        out = ops.reshape(x, (shape[0], -1, 2, channels // 2))
+        out = ops.transpose(out, (0, 1, 3, 2))
+    else:
+        channels = x.shape[1]
+        out = ops.reshape(x, (shape[0], 2, channels // 2, -1))
+        out = ops.transpose(out, (0, 2, 1, 3))
+    return ops.reshape(out, shape)
