@@ -26,14 +26,19 @@ import tensorflow as tf
 
 import keras
 
+from keras_eca import inference
 
-def export_saved_model(model, path):
+
+def export_saved_model(model, path, inference_form=True):
     """Exports `model` as a TensorFlow SavedModel with a `serve` endpoint.
 
-    A thin wrapper of `model.export(path, format="tf_saved_model")`: the
-    endpoint takes a float32 image batch of the model's input shape (any
-    batch size, and any image size where the model's input has `None`
-    dimensions) and returns the model's output in inference mode.
+    `model.export(path, format="tf_saved_model")` of the model's inference
+    form (`keras_eca.inference.inference_model`: BatchNorm folded into the
+    convs, the attention gates in their fewest ops; outputs equal to float32
+    round-off): the endpoint takes a float32 image batch of the model's
+    input shape (any batch size, and any image size where the model's input
+    has `None` dimensions) and returns the model's output in inference mode.
+    A subclassed model is exported as it is.
 
     A detector (anything with `decode_predictions` and a
     `prediction_decoder`: `keras_cv.models.RetinaNet`, `YOLOV8Detector`,
@@ -48,6 +53,8 @@ def export_saved_model(model, path):
         model: a built `keras.Model` with one input.
         path: str or `os.PathLike`. Directory to write; it must not exist
             or be empty.
+        inference_form: bool. Export the inference form (default) or the
+            model's own graph.
 
     Returns:
         `path` as a string. Load it with `served = tf.saved_model.load(path)`
@@ -65,11 +72,18 @@ def export_saved_model(model, path):
             "`path` must be a directory path (str or os.PathLike). "
             f"Received: path={path!r}"
         )
+    if not isinstance(inference_form, bool):
+        raise ValueError(
+            "`inference_form` must be True or False. "
+            f"Received: inference_form={inference_form!r}"
+        )
     path = os.fspath(path)
     if _is_detector(model):
         _export_detector(model, path)
-    else:
-        model.export(path, format="tf_saved_model", verbose=False)
+        return path
+    if inference_form and inference.is_rewritable(model):
+        model = inference.inference_model(model)
+    model.export(path, format="tf_saved_model", verbose=False)
     return path
 
 
@@ -135,17 +149,36 @@ def _export_detector(model, path):
     archive.write_out(path, verbose=False)
 
 
-def to_tflite(model_or_path):
-    """Converts a model or a SavedModel directory to a float32 TFLite model.
+QUANTIZATIONS = (None, "int8", "dynamic_range", "float16")
 
-    The conversion goes through a SavedModel (`tf.lite.TFLiteConverter.
-    from_saved_model`) with the converter's defaults: float32 weights, no
-    quantization, built-in TFLite ops only.
+
+def to_tflite(
+    model_or_path,
+    quantization=None,
+    representative_data=None,
+    calibration_steps=100,
+):
+    """Converts a model or a SavedModel directory to a TFLite model.
+
+    The conversion goes through a SavedModel of the model's inference form
+    (see `export_saved_model`) and `tf.lite.TFLiteConverter.
+    from_saved_model`, built-in TFLite ops only.
 
     Args:
         model_or_path: a built `keras.Model` (exported to a temporary
             SavedModel first) or the path of a SavedModel directory, e.g.
             from `export_saved_model`.
+        quantization: `None` (float32), `"int8"` (post-training
+            quantization of weights and activations to int8, calibrated on
+            `representative_data`; input and output stay float32, and an op
+            without an int8 kernel stays float), `"dynamic_range"` (int8
+            weights, float activations) or `"float16"` (float16 weights).
+        representative_data: for `"int8"`: images the model will see, an
+            array `(N, H, W, C)` or an iterable of such batches (a
+            `tf.data.Dataset` of batches too), in the model's input
+            scaling. The activation ranges come from their first
+            `calibration_steps` images.
+        calibration_steps: int. Images used to calibrate (default 100).
 
     Returns:
         The TFLite flatbuffer, as `bytes`. Run it with `run_tflite` or
@@ -162,26 +195,80 @@ def to_tflite(model_or_path):
     >>> y = export.run_tflite(flatbuffer, x)
     >>> bool(np.allclose(y, model.predict(x, verbose=0), atol=1e-6))
     True
+    >>> quantized = export.to_tflite(model, "int8", representative_data=x)
+    >>> len(quantized) < len(flatbuffer) or len(flatbuffer) < 4096
+    True
     """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"`quantization` must be one of {QUANTIZATIONS}. "
+            f"Received: quantization={quantization!r}"
+        )
+    if quantization == "int8" and representative_data is None:
+        raise ValueError(
+            "`quantization='int8'` calibrates activation ranges on "
+            "`representative_data` (images the model will see). Received: "
+            "representative_data=None"
+        )
+    if not isinstance(calibration_steps, int) or calibration_steps < 1:
+        raise ValueError(
+            "`calibration_steps` must be a positive integer. "
+            f"Received: calibration_steps={calibration_steps!r}"
+        )
+    options = (quantization, representative_data, calibration_steps)
     if isinstance(model_or_path, keras.Model):
         with tempfile.TemporaryDirectory() as directory:
             path = export_saved_model(
                 model_or_path, os.path.join(directory, "saved_model")
             )
-            return _convert(path)
+            return _convert(path, *options)
     if isinstance(model_or_path, (str, os.PathLike)) and os.path.isdir(
         model_or_path
     ):
-        return _convert(os.fspath(model_or_path))
+        return _convert(os.fspath(model_or_path), *options)
     raise ValueError(
         "`model_or_path` must be a built `keras.Model` or the directory of "
         f"a SavedModel. Received: model_or_path={model_or_path!r}"
     )
 
 
-def _convert(path):
+def _convert(path, quantization, representative_data, calibration_steps):
     converter = tf.lite.TFLiteConverter.from_saved_model(path)
+    if quantization is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        converter.representative_dataset = _calibration_images(
+            representative_data, calibration_steps
+        )
     return converter.convert()
+
+
+def _calibration_images(data, steps):
+    """A generator function of `[image batch of 1]` lists, `steps` of them,
+    from an array or an iterable of batches."""
+    if isinstance(data, np.ndarray) or tf.is_tensor(data):
+        data = [data]
+
+    def images():
+        count = 0
+        for batch in data:
+            batch = np.asarray(batch, dtype="float32")
+            if batch.ndim < 2:
+                raise ValueError(
+                    "`representative_data` must hold image batches "
+                    f"(N, H, W, C). Received a batch of shape {batch.shape}"
+                )
+            for image in batch:
+                yield [image[None]]
+                count += 1
+                if count >= steps:
+                    return
+        if count == 0:
+            raise ValueError("`representative_data` holds no images.")
+
+    return images
 
 
 def run_tflite(model_content, x):
@@ -222,9 +309,67 @@ def run_tflite(model_content, x):
     return np.array(interpreter.get_tensor(outputs[0]["index"]))
 
 
-def _interpreter(model_content):
+def _interpreter(model_content, num_threads=None, keep_tensors=False):
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         Interpreter = tf.lite.Interpreter
-    return Interpreter(model_content=model_content)
+    return Interpreter(
+        model_content=model_content,
+        num_threads=num_threads,
+        experimental_preserve_all_tensors=keep_tensors,
+    )
+
+
+def gate_errors(float_model, quantized_model, x):
+    """How far a quantized TFLite model's attention gates are from the
+    float model's, on the inputs `x`.
+
+    The gates are the outputs of the sigmoid (TFLite `LOGISTIC`) ops: the
+    channel gates of ECA and SE, SA's gates. Both models run on `x` with
+    every intermediate tensor kept; the quantized gates are dequantized
+    and matched to the float ones in graph order.
+
+    Args:
+        float_model: bytes. The float32 TFLite model.
+        quantized_model: bytes. Its quantized conversion (same graph).
+        x: the input batch.
+
+    Returns:
+        `{gate tensor name: max absolute error}`, gates in graph order
+        (a gate lies in [0, 1]).
+    """
+    float_gates = _gate_values(float_model, x)
+    quantized_gates = _gate_values(quantized_model, x)
+    if len(float_gates) != len(quantized_gates):
+        raise ValueError(
+            "The two models have different numbers of gates (sigmoid ops): "
+            f"{len(float_gates)} and {len(quantized_gates)}."
+        )
+    return {
+        name: float(np.max(np.abs(value - quantized)))
+        for (name, value), (_, quantized) in zip(float_gates, quantized_gates)
+    }
+
+
+def _gate_values(model_content, x):
+    interpreter = _interpreter(bytes(model_content), keep_tensors=True)
+    x = np.asarray(x, dtype="float32")
+    (inputs,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(inputs["index"], x.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inputs["index"], x)
+    interpreter.invoke()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    gates = []
+    for op in interpreter._get_ops_details():
+        if op["op_name"] != "LOGISTIC":
+            continue
+        detail = tensors[op["outputs"][0]]
+        value = interpreter.get_tensor(detail["index"]).astype("float64")
+        scales = detail["quantization_parameters"]["scales"]
+        if detail["dtype"] != np.float32 and len(scales):
+            zero_points = detail["quantization_parameters"]["zero_points"]
+            value = (value - zero_points[0]) * scales[0]
+        gates.append((detail["name"], value))
+    return gates

@@ -27,6 +27,11 @@ FORBIDDEN = {
     "finetune": {"cli"},
     # detection puts the builders into Keras detectors, below the CLI.
     "detection": {"cli", "finetune", "benchmark"},
+    # The inference form rewrites models of layers; export serves it.
+    "inference": {
+        "applications", "conversion", "checkpoints", "data", "training",
+        "finetune", "detection", "visualization", "export", "cli", "benchmark",
+    },
     # export serves every model (detectors duck-typed), below them all.
     "export": {"detection", "training", "finetune", "cli", "benchmark"},
 }

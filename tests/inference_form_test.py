@@ -1,0 +1,243 @@
+"""The inference form (`keras_eca.inference`): same outputs, fewer layers.
+
+Backend-neutral: these run on every Keras backend. The exported forms
+(SavedModel, TFLite) are tested in tests/export/inference_export_test.py.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_eca import applications
+from keras_eca import inference
+from keras_eca import layers
+
+# Max |difference| over max |output|: float32 round-off of the fold.
+RELATIVE_TOLERANCE = 1e-5
+
+
+def randomize_statistics(model, seed=0):
+    """BatchNorm statistics and affines, and the SA weights, drawn at
+    random: at initialisation (mean 0, variance 1, SA gates constant) a
+    wrong fold or a wrong channel order would go unnoticed."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.3, channels))
+            layer.moving_variance.assign(rng.uniform(0.3, 2.0, channels))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, channels))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.3, channels))
+        elif isinstance(layer, layers.ShuffleAttention):
+            for weight in layer.weights:
+                weight.assign(rng.normal(0.5, 0.5, weight.shape))
+    return model
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def relative_error(got, expected):
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape
+    return float(np.max(np.abs(got - expected)) / np.max(np.abs(expected)))
+
+
+def images(batch=2, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, size, size, 3)).astype("float32")
+
+
+def check_same_outputs(model, lean, x):
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(lean(x, training=False))
+    assert relative_error(got, expected) < RELATIVE_TOLERANCE
+
+
+def norms_of(model):
+    return [
+        layer for layer in _all_layers(model)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def attention_kwargs(name):
+    # ResNet-18's first stage has 64 channels: SA's default 64 groups need
+    # 128.
+    return {"groups": 8} if name == "sa" else None
+
+
+@pytest.mark.parametrize("name", layers.list_attention())
+def test_every_attention_folds_into_a_resnet18(name):
+    model = randomize_statistics(applications.build_model(
+        "resnet18", weights=None, input_shape=(32, 32, 3), classes=10,
+        classifier_activation=None, attention=name,
+        attention_kwargs=attention_kwargs(name),
+    ))
+    lean = inference.inference_model(model)
+    check_same_outputs(model, lean, images())
+    assert norms_of(model) and not norms_of(lean)
+    if name == "sa":
+        assert any(isinstance(l, layers.FrozenShuffleAttention) for l in lean.layers)
+        assert not any(isinstance(l, layers.ShuffleAttention) for l in lean.layers)
+
+
+@pytest.mark.parametrize(
+    "name", ["eca_mobilenet_v2", "ecaresnet26t", "sa_resnet50"]
+)
+def test_depthwise_bottleneck_and_avg_down_models_fold(name):
+    # MobileNetV2: depthwise convs; ecaresnet26t: bottleneck gates that
+    # pool the narrow input of the last 1x1 conv, a deep stem, avg-pool
+    # shortcuts; SA-ResNet-50: the folded shuffle.
+    model = randomize_statistics(applications.build_model(
+        name, weights=None, input_shape=(32, 32, 3), classes=10,
+        classifier_activation=None,
+    ))
+    lean = inference.inference_model(model)
+    check_same_outputs(model, lean, images())
+    assert not norms_of(lean)
+
+
+def test_a_bottleneck_gate_keeps_pooling_the_narrow_input():
+    model = applications.build_model(
+        "ecaresnet26t", weights=None, input_shape=(32, 32, 3), classes=10
+    )
+    lean = inference.inference_model(model)
+    gate = lean.get_layer("conv2_block1_attn")
+    # [conv3 output, conv3(mean of its 4x narrower input)]
+    features, means = gate.input
+    assert tuple(means.shape) == (None, 1, 1, features.shape[-1])
+    pool = lean.get_layer("conv2_block1_3_pool")
+    assert pool.input.shape[-1] * 4 == features.shape[-1]
+
+
+def test_the_original_model_is_untouched():
+    model = randomize_statistics(applications.build_model(
+        "eca_resnet18", weights=None, input_shape=(32, 32, 3), classes=10
+    ))
+    before = [w.copy() for w in model.get_weights()]
+    names = [layer.name for layer in model.layers]
+    x = images()
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    lean = inference.inference_model(model)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    assert [layer.name for layer in model.layers] == names
+    # Single-call layers keep their `output` (feature extraction reads it).
+    assert model.get_layer("conv5_block2_out").output is not None
+    # No shared variables: changing the lean model leaves the original.
+    lean.get_layer("predictions").kernel.assign(
+        np.zeros(lean.get_layer("predictions").kernel.shape)
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model(x, training=False)), expected
+    )
+
+
+def test_nested_and_sequential_models_fold():
+    backbone = randomize_statistics(applications.build_model(
+        "eca_resnet18", weights=None, include_top=False, pooling="avg",
+        input_shape=(32, 32, 3), name="backbone",
+    ))
+    inputs = keras.Input((32, 32, 3), name="image")
+    outputs = keras.layers.Dense(5, name="head")(backbone(inputs, training=False))
+    model = keras.Model(inputs, outputs)
+    lean = inference.inference_model(model)
+    check_same_outputs(model, lean, images())
+    assert not norms_of(lean)
+    assert lean.get_layer("backbone").name == "backbone"
+
+    sequential = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(16, 3, use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.DepthwiseConv2D(3, depth_multiplier=2),
+        keras.layers.BatchNormalization(),
+        layers.EfficientChannelAttention(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(4),
+        keras.layers.BatchNormalization(),
+    ])
+    randomize_statistics(sequential)
+    lean = inference.inference_model(sequential)
+    check_same_outputs(sequential, lean, images(size=8))
+    assert not norms_of(lean)
+
+
+def test_a_batchnorm_that_cannot_fold_is_kept():
+    inputs = keras.Input((8, 8, 4))
+    conv = keras.layers.Conv2D(4, 1, activation="relu", name="conv")(inputs)
+    normed = keras.layers.BatchNormalization(name="after_relu")(conv)
+    shared = keras.layers.Conv2D(4, 1, name="shared")(normed)
+    both = keras.layers.Add()([
+        keras.layers.BatchNormalization(name="read_twice")(shared), shared
+    ])
+    folded = layers.FoldedBatchNormalization(name="folded")(
+        keras.layers.ReLU()(both)
+    )
+    outputs = layers.EfficientChannelAttention(name="gate")(folded)
+    model = randomize_statistics(keras.Model(inputs, outputs))
+    lean = inference.inference_model(model)
+    check_same_outputs(model, lean, np.random.default_rng(1).random(
+        (2, 8, 8, 4), "float32"))
+    # after an activation / a conv read twice / not after a conv: kept.
+    assert sorted(l.name for l in norms_of(lean)) == [
+        "after_relu", "folded", "read_twice"
+    ]
+
+
+def test_bad_models_are_refused():
+    with pytest.raises(ValueError, match="Received: model='resnet18'"):
+        inference.inference_model("resnet18")
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x * 2
+
+    subclassed = Subclassed()
+    subclassed(np.zeros((1, 2), "float32"))
+    assert not inference.is_rewritable(subclassed)
+    with pytest.raises(ValueError, match="subclassed"):
+        inference.inference_model(subclassed)
+
+    inputs = keras.Input((4, 4, 8))
+    x, scale, offset, means = layers.FoldedBatchNormalization()(
+        keras.layers.Conv2D(8, 1, use_bias=False)(inputs)
+    )
+    model = keras.Model(inputs, [layers.EfficientChannelAttention()(
+        [x, scale, offset, means]), scale])
+    with pytest.raises(ValueError, match="also read by a model output"):
+        inference.inference_model(model)
+
+
+def test_folded_weights_match_the_batchnorm():
+    rng = np.random.default_rng(3)
+    for conv in (
+        keras.layers.Conv2D(6, 3, use_bias=True, groups=2),
+        keras.layers.DepthwiseConv2D(3, depth_multiplier=3),
+        keras.layers.Dense(6),
+    ):
+        x = rng.random((2, 5, 5, 4) if not isinstance(
+            conv, keras.layers.Dense) else (2, 4), "float32")
+        norm = keras.layers.BatchNormalization()
+        y = norm(conv(x))
+        channels = y.shape[-1]
+        norm.moving_mean.assign(rng.normal(0, 1, channels))
+        norm.moving_variance.assign(rng.uniform(0.1, 3, channels))
+        norm.gamma.assign(rng.normal(1, 0.5, channels))
+        norm.beta.assign(rng.normal(0, 1, channels))
+        expected = keras.ops.convert_to_numpy(norm(conv(x), training=False))
+        kernel, bias = inference.folded_weights(conv, norm)
+        fused = type(conv).from_config(conv.get_config())
+        fused(x)
+        fused.set_weights([kernel, bias])
+        got = keras.ops.convert_to_numpy(fused(x))
+        assert relative_error(got, expected) < RELATIVE_TOLERANCE
