@@ -105,17 +105,29 @@ def test_depthwise_bottleneck_and_avg_down_models_fold(name):
     assert not norms_of(lean)
 
 
-def test_a_bottleneck_gate_keeps_pooling_the_narrow_input():
-    model = applications.build_model(
-        "ecaresnet26t", weights=None, input_shape=(32, 32, 3), classes=10
-    )
+@pytest.mark.parametrize("attention", ["eca", "se"])
+def test_bottleneck_gates_pool_the_narrow_input_where_it_is_cheaper(attention):
+    # ResNet-26-T at 96 px: the stage-2 maps are 24x24 (576 positions) over
+    # 64 input channels: the means come from the conv of the pooled input;
+    # at stage 5 (3x3 over 512 channels) from pooling the output.
+    model = randomize_statistics(applications.build_model(
+        "ecaresnet26t", weights=None, input_shape=(96, 96, 3), classes=10,
+        attention=attention,
+    ))
     lean = inference.inference_model(model)
-    gate = lean.get_layer("conv2_block1_attn")
-    # [conv3 output, conv3(mean of its 4x narrower input)]
-    features, means = gate.input
-    assert tuple(means.shape) == (None, 1, 1, features.shape[-1])
-    pool = lean.get_layer("conv2_block1_3_pool")
-    assert pool.input.shape[-1] * 4 == features.shape[-1]
+    check_same_outputs(model, lean, images(size=96))
+    early, late = lean.get_layer("conv2_block1_attn"), lean.get_layer("conv5_block1_attn")
+    assert lean.get_layer("conv2_block1_3_pool").input.shape[-1] == 64
+    if attention == "eca":
+        # ECA's channel conv folded into the 1x1 conv of the pooled input.
+        assert isinstance(early, layers.LogitGate)
+        logits = lean.get_layer("conv2_block1_attn_logits")
+        assert tuple(logits.output.shape) == (None, 1, 1, 256)
+    else:
+        features, means = early.input
+        assert tuple(means.shape) == (None, 1, 1, 256)
+    assert isinstance(late, layers.ChannelGate)
+    assert not isinstance(late.input, (list, tuple))
 
 
 def test_the_original_model_is_untouched():

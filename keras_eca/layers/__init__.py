@@ -2,6 +2,7 @@
 
 from keras_eca.layers.base import AttentionLayer
 from keras_eca.layers.base import ChannelGate
+from keras_eca.layers.base import LogitGate
 from keras_eca.layers.efficient_channel_attention import (
     EfficientChannelAttention,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "EfficientChannelAttentionNS",
     "FoldedBatchNormalization",
     "FrozenShuffleAttention",
+    "LogitGate",
     "ShuffleAttention",
     "SqueezeExcitation",
     "SqueezeExcitationGroupConv",

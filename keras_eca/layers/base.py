@@ -119,6 +119,11 @@ class ChannelGate(AttentionLayer):
     where the means come cheaper from a narrower tensor.
     """
 
+    # Whether `excite` is linear and bias-free (`excite(m) == m @ E` for a
+    # C x C matrix E): the inference form then folds it into the conv the
+    # pooled input goes through. SE's ReLU makes it False.
+    linear_excitation = True
+
     def __init__(self, *args, **kwargs):
         # Inputs are cast in `call`, not by Keras: the scale and offset of
         # a folded BatchNorm must stay float32 under mixed precision.
@@ -277,3 +282,35 @@ def _is_shape_list(input_shape, length):
         and len(input_shape) == length
         and all(isinstance(s, (list, tuple)) for s in input_shape)
     )
+
+
+@keras.saving.register_keras_serializable(package="keras_eca")
+class LogitGate(keras.layers.Layer):
+    """`features * sigmoid(logits)`, for logits that broadcast over the
+    features, e.g. `(batch, 1, 1, channels)`.
+
+    The inference form of a linear channel gate on a bottleneck
+    (`keras_eca.inference`): the excitation is folded into the 1x1 conv
+    of the pooled input, which returns the logits. The sigmoid runs in
+    float32 (float64 in a float64 layer).
+
+    Example:
+
+    >>> x = np.ones((1, 2, 2, 3), "float32")
+    >>> logits = np.zeros((1, 1, 1, 3), "float32")
+    >>> keras.ops.convert_to_numpy(keras_eca.layers.LogitGate()([x, logits]))[0, 0, 0]
+    array([0.5, 0.5, 0.5], dtype=float32)
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        features, logits = inputs
+        features = ops.cast(features, self.compute_dtype)
+        gate = ops.sigmoid(ops.cast(logits, statistics_dtype(self.compute_dtype)))
+        return features * ops.cast(gate, features.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])

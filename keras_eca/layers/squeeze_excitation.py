@@ -70,6 +70,8 @@ class SqueezeExcitation(_InitializerMixin, ChannelGate):
     - [Hu et al., 2018](https://arxiv.org/abs/1709.01507)
     """
 
+    linear_excitation = False  # the ReLU between the two FCs
+
     def __init__(
         self,
         reduction_ratio=16,
