@@ -427,6 +427,23 @@ def _predict(args):
             print(f"  {name:<{width}}  {probability:.4f}")
 
 
+def _quantize(args):
+    if not os.path.isdir(args.run_dir):  # before seconds of imports
+        raise FileNotFoundError(
+            f"{args.run_dir!r} is not a keras-eca finetune run folder."
+        )
+    _quiet_tensorflow()
+    from keras_eca.finetune import quantize
+
+    quantize.quantize_run(
+        args.run_dir,
+        output=args.output,
+        calibration_steps=args.calibration_steps,
+        timing_calls=args.timing_calls,
+        say=lambda text: print(text, flush=True),
+    )
+
+
 def _detect(args):
     for image in args.images:  # before seconds of imports
         if not os.path.isfile(image):
@@ -847,6 +864,28 @@ def build_parser():
         "classes)",
     )
     predict.set_defaults(run=_predict)
+
+    quantize = commands.add_parser(
+        "quantize",
+        parents=[common],
+        help="int8 TFLite of a finetune run, calibrated on its training "
+        "images: accuracy against the float model on its validation images, "
+        "the attention gates' error, size and latency",
+    )
+    quantize.add_argument("run_dir", metavar="RUN_DIR", help="a `keras-eca finetune` run folder")
+    quantize.add_argument(
+        "--output", default=None,
+        help="the .tflite to write (default: RUN_DIR/model_int8.tflite)",
+    )
+    quantize.add_argument(
+        "--calibration-steps", type=_positive_int, default=100,
+        help="training images to calibrate on (default 100)",
+    )
+    quantize.add_argument(
+        "--timing-calls", type=int, default=20,
+        help="timed batch-1 calls per model (0: no timing; default 20)",
+    )
+    quantize.set_defaults(run=_quantize)
 
     detect = commands.add_parser(
         "detect",
