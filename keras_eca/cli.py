@@ -240,6 +240,20 @@ def _positive_int(text):
 
 
 def _benchmark(args):
+    if args.deployment:
+        from keras_eca.benchmark import deployment
+
+        argv = ["--output", os.path.join(args.output_dir, "deployment.json")]
+        for candidate, baseline in args.pair or ():
+            argv += ["--pair", f"{candidate}:{baseline}"]
+        if args.pair:
+            argv += ["--image-size", str(args.image_size), "--batch-sizes",
+                     ",".join(str(b) for b in args.inference_batch_sizes),
+                     "--formats", "tflite,tflite_int8,tf"]
+        result = deployment.main(argv)
+        if args.check and result:
+            raise SystemExit(f"keras-eca benchmark: {result} target(s) missed")
+        return
     if args.finetune:
         from keras_eca.benchmark import serving
 
@@ -1059,6 +1073,12 @@ def build_parser():
         "defaults) timed in a fresh process, its accuracy, and its "
         "SavedModel's serving latency (JPEG bytes in, names out) at batch "
         "1 and 32",
+    )
+    bench.add_argument(
+        "--deployment", action="store_true",
+        help="instead: serving speed of the exported inference forms "
+        "(TFLite float32 and int8, SavedModel) against their plain "
+        "backbones, fastest of interleaved calls",
     )
     bench.add_argument("--no-memory", action="store_true")
     bench.add_argument(

@@ -194,11 +194,12 @@ def _latency(models, image, calls, threads=2):
 
 def format_summary(result):
     accuracy = result["accuracy"]
+    changed = result["int8_changed_predictions"]
     lines = [
         f"Accuracy on {result['validation_images']} validation images: "
         f"Keras {accuracy['keras']:.4f}, float32 TFLite {accuracy['float32']:.4f}, "
         f"int8 TFLite {accuracy['int8']:.4f} "
-        f"({result['int8_changed_predictions']} predictions changed)",
+        f"({changed} prediction{'' if changed == 1 else 's'} changed)",
         f"Gates ({result['gates']['count']}): max error "
         f"{result['gates']['max_abs_error']:.4f}, mean of per-gate maxima "
         f"{result['gates']['mean_of_max_abs_errors']:.4f}",
