@@ -25,7 +25,6 @@ from the medians.
 import argparse
 import dataclasses
 import gc
-import json
 import os
 import statistics
 import tempfile

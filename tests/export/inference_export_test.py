@@ -27,26 +27,6 @@ def model_with_statistics(name):
     return randomize_statistics(model, seed=7)
 
 
-@pytest.mark.parametrize("name", models.FAMILIES + ["resnet18"])
-def test_saved_model_and_tflite_of_the_inference_form(name, tmp_path):
-    import tensorflow as tf
-
-    model = model_with_statistics(name)
-    x = models.images()
-    expected = model.predict(x, verbose=0)
-    path = export.export_saved_model(model, tmp_path / name)
-    served = tf.saved_model.load(path)
-    assert relative_error(served.serve(x).numpy(), expected) < RELATIVE_TOLERANCE
-    flatbuffer = export.to_tflite(path)
-    for batch in (1, 2):
-        got = export.run_tflite(flatbuffer, x[:batch])
-        assert relative_error(got, expected[:batch]) < RELATIVE_TOLERANCE
-    if name != "sa_resnet50":
-        # No BatchNorm left as a multiply-add: one product per gate.
-        ops = tflite_ops(flatbuffer)
-        assert ops.get("MUL", 0) == ops.get("LOGISTIC", 0)
-
-
 def test_the_training_form_is_still_exported_on_request(tmp_path):
     import tensorflow as tf
 

@@ -1,0 +1,33 @@
+"""SavedModel and TFLite of the inference form, one model of every family:
+outputs within 1e-5 relative, no BatchNorm multiply-add left."""
+
+import pytest
+
+from keras_eca import export
+from tests.export import models
+from tests.export.inference_export_test import model_with_statistics
+from tests.export.inference_export_test import tflite_ops
+from tests.inference_form_test import RELATIVE_TOLERANCE
+from tests.inference_form_test import relative_error
+
+pytestmark = pytest.mark.tensorflow_only
+
+
+@pytest.mark.parametrize("name", models.FAMILIES + ["resnet18"])
+def test_saved_model_and_tflite_of_the_inference_form(name, tmp_path):
+    import tensorflow as tf
+
+    model = model_with_statistics(name)
+    x = models.images()
+    expected = model.predict(x, verbose=0)
+    path = export.export_saved_model(model, tmp_path / name)
+    served = tf.saved_model.load(path)
+    assert relative_error(served.serve(x).numpy(), expected) < RELATIVE_TOLERANCE
+    flatbuffer = export.to_tflite(path)
+    for batch in (1, 2):
+        got = export.run_tflite(flatbuffer, x[:batch])
+        assert relative_error(got, expected[:batch]) < RELATIVE_TOLERANCE
+    if name != "sa_resnet50":
+        # No BatchNorm left as a multiply-add: one product per gate.
+        ops = tflite_ops(flatbuffer)
+        assert ops.get("MUL", 0) == ops.get("LOGISTIC", 0)
