@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest --durations=20 -n $(TEST_WORKERS) --dist loadfile
 # The layer suite runs on every Keras backend; the rest needs TensorFlow.
-BACKEND_SUITE := tests/layers tests/test_docstrings.py
+BACKEND_SUITE := tests/layers tests/test_docstrings.py tests/inference_form_test.py
 
 .PHONY: setup demo test test-all test-backends lock clean
 
