@@ -32,7 +32,7 @@ import keras
 from keras_eca import inference
 
 
-def export_saved_model(model, path, inference_form=True):
+def export_saved_model(model, path, inference_form=True, xla=False):
     """Exports `model` as a TensorFlow SavedModel with a `serve` endpoint.
 
     `model.export(path, format="tf_saved_model")` of the model's inference
@@ -58,6 +58,13 @@ def export_saved_model(model, path, inference_form=True):
             or be empty.
         inference_form: bool. Export the inference form (default) or the
             model's own graph.
+        xla: bool. Export the TensorFlow form of the inference form
+            (`inference_model(model, xla=True)`): every gate, residual add
+            and ReLU one XLA kernel, the fastest in TensorFlow on CPU. The
+            SavedModel then needs XLA's JIT where it runs: TensorFlow's
+            Python and C++ packages have it, TF Serving only with
+            `--xla_cpu_compilation_enabled`, TFLite not at all (convert
+            the model, not this SavedModel). Default False.
 
     Returns:
         `path` as a string. Load it with `served = tf.saved_model.load(path)`
@@ -80,12 +87,18 @@ def export_saved_model(model, path, inference_form=True):
             "`inference_form` must be True or False. "
             f"Received: inference_form={inference_form!r}"
         )
+    if not isinstance(xla, bool) or (xla and not inference_form):
+        raise ValueError(
+            "`xla` must be True or False, and True only with "
+            f"inference_form=True. Received: xla={xla!r}, "
+            f"inference_form={inference_form!r}"
+        )
     path = os.fspath(path)
     if _is_detector(model):
         _export_detector(model, path)
         return path
     if inference_form and inference.is_rewritable(model):
-        model = inference.inference_model(model)
+        model = inference.inference_model(model, xla=xla)
     model.export(path, format="tf_saved_model", verbose=False)
     return path
 

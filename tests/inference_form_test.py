@@ -253,3 +253,126 @@ def test_folded_weights_match_the_batchnorm():
         fused.set_weights([kernel, bias])
         got = keras.ops.convert_to_numpy(fused(x))
         assert relative_error(got, expected) < RELATIVE_TOLERANCE
+
+
+def _sa_resnet18(**kwargs):
+    return randomize_statistics(applications.build_model(
+        "resnet18", weights=None, input_shape=(32, 32, 3), classes=10,
+        classifier_activation=None, attention="sa",
+        attention_kwargs={"groups": 8}, **kwargs,
+    ))
+
+
+def _count(model, cls):
+    return sum(isinstance(layer, cls) for layer in _all_layers(model))
+
+
+def _float64_twin(model, name, **kwargs):
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        twin = applications.build_model(name, weights=None, **kwargs)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+@pytest.mark.parametrize("name", ["resnet18_sa", "sa_resnet50"])
+def test_the_xla_form_fuses_sa_with_the_residual_add_and_relu(name):
+    if name == "sa_resnet50":
+        kwargs = dict(input_shape=(32, 32, 3), classes=10, classifier_activation=None)
+        model = randomize_statistics(applications.build_model(
+            name, weights=None, **kwargs
+        ))
+    else:
+        model = _sa_resnet18()
+    lean = inference.inference_model(model, xla=True)
+    if name == "sa_resnet50":
+        # XLA rounds in its own order (fused multiply-adds), and 16 SA
+        # blocks with random statistics amplify round-off ~10x: the float32
+        # model is itself ~2e-5 from its float64 twin. The fused form must
+        # be as close to the float64 result as the float32 model is.
+        x = images()
+        truth = keras.ops.convert_to_numpy(
+            _float64_twin(model, name, **kwargs)(x.astype("float64"), training=False)
+        )
+        own = relative_error(keras.ops.convert_to_numpy(model(x, training=False)), truth)
+        got = relative_error(keras.ops.convert_to_numpy(lean(x, training=False)), truth)
+        assert got < 2 * own + RELATIVE_TOLERANCE / 10
+    else:
+        check_same_outputs(model, lean, images())
+    blocks = _count(model, layers.ShuffleAttention)
+    # Every block's SA, add and ReLU are one call: no Add left, and the
+    # ReLUs of the blocks' outputs are gone.
+    assert _count(lean, layers.FrozenShuffleAttention) == blocks
+    assert _count(lean, keras.layers.Add) == 0
+    assert _count(lean, keras.layers.ReLU) == _count(
+        inference.inference_model(model), keras.layers.ReLU
+    ) - blocks
+
+
+def test_the_xla_form_leaves_channel_gates_and_model_outputs_alone():
+    eca = randomize_statistics(applications.build_model(
+        "eca_resnet18", weights=None, input_shape=(32, 32, 3), classes=10
+    ))
+    plain, fused = (inference.inference_model(eca, xla=xla) for xla in (False, True))
+    assert [l.name for l in fused.layers] == [l.name for l in plain.layers]
+    # A feature extractor ends in the last block's ReLU: its output (and
+    # name) stays.
+    features = _sa_resnet18(include_top=False)
+    lean = inference.inference_model(features, xla=True)
+    check_same_outputs(features, lean, images())
+    assert lean.output_names == features.output_names
+    assert _count(lean, keras.layers.Add) == 1
+
+
+def test_the_xla_form_saves_and_loads(tmp_path):
+    model = _sa_resnet18()
+    lean = inference.inference_model(model, xla=True)
+    path = tmp_path / "lean.keras"
+    lean.save(path)
+    loaded = keras.saving.load_model(path)
+    check_same_outputs(model, loaded, images())
+
+
+def test_xla_arguments_are_checked():
+    model = _sa_resnet18()
+    with pytest.raises(ValueError, match="Received: xla='yes'"):
+        inference.inference_model(model, xla="yes")
+    unfolded = layers.FrozenShuffleAttention(shuffle=True)
+    x = images(size=4)[..., :2]
+    with pytest.raises(ValueError, match="only with its shuffle folded"):
+        unfolded(x, shortcut=x)
+
+
+def test_sa_statistics_as_matmuls_are_stable():
+    # A channel far from zero with a small spread: E[x^2] - E[x]^2 loses
+    # every digit there; the two-pass matmul form keeps the float64 result.
+    from keras_eca.layers.shuffle_attention import _matmul_moments
+
+    rng = np.random.default_rng(5)
+    x = (100.0 + 0.01 * rng.standard_normal((2, 6, 6, 4))).astype("float32")
+    x64 = x.astype("float64")
+    mean = x64.mean(axis=(1, 2), keepdims=True)
+    variance = ((x64 - mean) ** 2).mean(axis=(1, 2), keepdims=True)
+    for data_format, data, axes in (
+        ("channels_last", x, (1, 2)),
+        ("channels_first", np.moveaxis(x, -1, 1), (2, 3)),
+    ):
+        got_mean, got_variance = (
+            keras.ops.convert_to_numpy(t)
+            for t in _matmul_moments(
+                keras.ops.convert_to_tensor(data), axes, [6, 6], data_format
+            )
+        )
+        if data_format == "channels_first":
+            got_mean, got_variance = (
+                np.moveaxis(t, 1, -1) for t in (got_mean, got_variance)
+            )
+        assert relative_error(got_mean, mean) < 1e-6
+        assert relative_error(got_variance, variance) < 1e-4
+    one_pass = (x64 ** 2).astype("float32").mean(axis=(1, 2), keepdims=True) - (
+        mean.astype("float32") ** 2
+    )
+    assert relative_error(one_pass, variance) > 1.0  # what the test guards

@@ -31,3 +31,25 @@ def test_saved_model_and_tflite_of_the_inference_form(name, tmp_path):
         # No BatchNorm left as a multiply-add: one product per gate.
         ops = tflite_ops(flatbuffer)
         assert ops.get("MUL", 0) == ops.get("LOGISTIC", 0)
+
+
+def test_the_xla_saved_model_of_sa(tmp_path):
+    import tensorflow as tf
+
+    from keras_eca import inference
+
+    model = model_with_statistics("sa_resnet50")
+    x = models.images()
+    lean = inference.inference_model(model, xla=True)
+    expected = lean.predict(x, verbose=0)
+    path = export.export_saved_model(model, tmp_path / "xla", xla=True)
+    with open(f"{path}/saved_model.pb", "rb") as graph:
+        assert b"_XlaMustCompile" in graph.read()  # the fused kernels
+    served = tf.saved_model.load(path)
+    assert relative_error(served.serve(x).numpy(), expected) < RELATIVE_TOLERANCE
+    # TFLite converts it too (the XLA calls inlined as plain ops); XLA's
+    # own rounding order puts it ~1e-5 from the unfused model.
+    got = export.run_tflite(export.to_tflite(path), x)
+    assert relative_error(got, model.predict(x, verbose=0)) < 10 * RELATIVE_TOLERANCE
+    with pytest.raises(ValueError, match="True only with inference_form=True"):
+        export.export_saved_model(model, tmp_path / "no", inference_form=False, xla=True)
