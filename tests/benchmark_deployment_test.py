@@ -15,10 +15,11 @@ def test_a_tiny_deployment_run_reports_every_row(tmp_path, capsys):
         deployment.Row("eca_resnet18", "resnet18", "tflite", 32, 1, target=0.0),
         deployment.Row("eca_resnet18", "resnet18", "tflite_int8", 32, 1),
         deployment.Row("eca_resnet18", "resnet18", "tf", 32, 2, target=1e9),
+        deployment.Row("eca_resnet18", "resnet18", "tf_xla", 32, 1),
     )
     result = deployment.run(rows, calls=2, warmup=1, report=None)
     assert [(r["format"], r["met"]) for r in result["rows"]] == [
-        ("tflite", True), ("tflite_int8", None), ("tf", False)
+        ("tflite", True), ("tflite_int8", None), ("tf", False), ("tf_xla", None)
     ]
     for row, timing in zip(result["rows"], result["timings"]):
         models = timing["models"]

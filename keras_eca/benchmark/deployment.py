@@ -9,7 +9,10 @@ served three ways on the host CPU:
 - `tflite_int8`: its int8 post-training quantization (calibrated on
   random images: speed does not depend on the ranges);
 - `tf`: the SavedModel's `serve` function (`tf.saved_model.load`), i.e.
-  TensorFlow's compiled graph with Grappler's fusions.
+  TensorFlow's compiled graph with Grappler's fusions;
+- `tf_xla`: the same for `export_saved_model(model, path, xla=True)`, the
+  TensorFlow form: each SA layer, residual add and ReLU one XLA kernel
+  (channel-gate and plain models export the `tf` form there).
 
 The models of one setting (format, image size, batch) take turns call by
 call, in rotating order, so the machine's drift hits all of them alike;
@@ -32,7 +35,7 @@ import time
 
 import numpy as np
 
-FORMATS = ("tflite", "tflite_int8", "tf")
+FORMATS = ("tflite", "tflite_int8", "tf", "tf_xla")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,7 @@ DEFAULT_ROWS = (
     Row("eca_resnet50", "resnet50", "tf", 128, 1, target=0.95),
     Row("sa_resnet50", "resnet50", "tf", 224, 8, target=0.90),
     Row("se_resnet50", "resnet50", "tf", 224, 8),
+    Row("sa_resnet50", "resnet50", "tf_xla", 224, 8, target=0.90),
 )
 
 
@@ -178,8 +182,8 @@ class _Artifacts:
         self.directory, self.report = directory, report
         self.saved_models, self.flatbuffers, self.sizes = {}, {}, {}
 
-    def saved_model(self, name, size):
-        key = (name, size)
+    def saved_model(self, name, size, xla=False):
+        key = (name, size, xla)
         if key not in self.saved_models:
             import keras
 
@@ -189,8 +193,10 @@ class _Artifacts:
             self.report(f"  exporting {name} at {size} px")
             keras.utils.set_random_seed(0)
             model = runner.build(name, size)
-            path = os.path.join(self.directory, f"{name}_{size}")
-            export.export_saved_model(model, path)
+            path = os.path.join(
+                self.directory, f"{name}_{size}{'_xla' if xla else ''}"
+            )
+            export.export_saved_model(model, path, xla=xla)
             self.saved_models[key] = path
             del model
             gc.collect()
@@ -221,10 +227,12 @@ class _Artifacts:
     def callable(self, name, form, size, batch, threads):
         rng = np.random.default_rng(1)
         x = rng.standard_normal((batch, size, size, 3)).astype("float32")
-        if form == "tf":
+        if form in ("tf", "tf_xla"):
             import tensorflow as tf
 
-            served = tf.saved_model.load(self.saved_model(name, size))
+            served = tf.saved_model.load(
+                self.saved_model(name, size, xla=form == "tf_xla")
+            )
             serve = served.serve
             tensor = tf.constant(x)
 
