@@ -9,6 +9,7 @@ from keras_eca._checks import is_finite_number
 from keras_eca._checks import is_integer
 from keras_eca.layers import fusion
 from keras_eca.layers.base import AttentionLayer
+from keras_eca.layers.base import matmul_mean
 from keras_eca.layers.base import statistics_dtype
 from keras_eca.layers.registry import register_attention
 
@@ -371,7 +372,7 @@ class FrozenShuffleAttention(AttentionLayer):
         axes = self.spatial_axes(rank)
         spatial = [inputs.shape[axis] for axis in axes]
         if jit_compile and None not in spatial:
-            mean, variance = _matmul_moments(x, axes, spatial, self.data_format)
+            mean, variance = _matmul_moments(x, self.data_format)
         else:
             mean = ops.mean(x, axis=axes, keepdims=True)
             deviation = x - mean
@@ -398,32 +399,13 @@ class FrozenShuffleAttention(AttentionLayer):
         return config
 
 
-def _matmul_moments(x, axes, spatial, data_format):
-    """`ops.moments(x, axes, keepdims=True)` in its two passes (the mean,
-    then the mean squared deviation from it: no cancellation), each mean
-    a matmul by a `1/L` vector over the `L` spatial positions."""
-    length = int(np.prod(spatial))
-    last = data_format == "channels_last"
-    channels = x.shape[-1 if last else 1]
-    # (B, L, C) and (1, 1, L) @ it, or (B, C, L) @ (1, L, 1).
-    flat = ops.reshape(
-        x, (-1, length, channels) if last else (-1, channels, length)
-    )
-    weights = ops.full(
-        (1, 1, length) if last else (1, length, 1), 1.0 / length, dtype=x.dtype
-    )
-
-    def average(values):
-        if last:
-            return ops.matmul(weights, values)
-        return ops.matmul(values, weights)
-
-    mean = average(flat)
-    deviation = flat - mean
-    variance = average(deviation * deviation)
-    kept = [-1] + [1] * (len(x.shape) - 1)
-    kept[-1 if last else 1] = channels
-    return ops.reshape(mean, kept), ops.reshape(variance, kept)
+def _matmul_moments(x, data_format):
+    """`ops.moments(x, spatial axes, keepdims=True)` in its two passes (the
+    mean, then the mean squared deviation from it: no cancellation), each
+    mean a matmul (`matmul_mean`)."""
+    mean = matmul_mean(x, data_format)
+    deviation = x - mean
+    return mean, matmul_mean(deviation * deviation, data_format)
 
 
 def _shuffle(x, data_format):
