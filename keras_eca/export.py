@@ -63,8 +63,10 @@ def export_saved_model(model, path, inference_form=True, xla=False):
             and ReLU one XLA kernel, the fastest in TensorFlow on CPU. The
             SavedModel then needs XLA's JIT where it runs: TensorFlow's
             Python and C++ packages have it, TF Serving only with
-            `--xla_cpu_compilation_enabled`, TFLite not at all (convert
-            the model, not this SavedModel). Default False.
+            `--xla_cpu_compilation_enabled`; `to_tflite` converts it, but
+            convert the model itself for TFLite. Detectors and subclassed
+            models are exported as they are, whatever `xla` says. Default
+            False.
 
     Returns:
         `path` as a string. Load it with `served = tf.saved_model.load(path)`
