@@ -256,6 +256,7 @@ def test_folded_weights_match_the_batchnorm():
 
 
 def _sa_resnet18(**kwargs):
+    keras.utils.set_random_seed(0)
     return randomize_statistics(applications.build_model(
         "resnet18", weights=None, input_shape=(32, 32, 3), classes=10,
         classifier_activation=None, attention="sa",
@@ -282,6 +283,7 @@ def _float64_twin(model, name, **kwargs):
 def test_the_xla_form_fuses_sa_with_the_residual_add_and_relu(name):
     if name == "sa_resnet50":
         kwargs = dict(input_shape=(32, 32, 3), classes=10, classifier_activation=None)
+        keras.utils.set_random_seed(0)
         model = randomize_statistics(applications.build_model(
             name, weights=None, **kwargs
         ))
@@ -290,16 +292,16 @@ def test_the_xla_form_fuses_sa_with_the_residual_add_and_relu(name):
     lean = inference.inference_model(model, xla=True)
     if name == "sa_resnet50":
         # XLA rounds in its own order (fused multiply-adds), and 16 SA
-        # blocks with random statistics amplify round-off ~10x: the float32
-        # model is itself ~2e-5 from its float64 twin. The fused form must
-        # be as close to the float64 result as the float32 model is.
+        # blocks with random statistics amplify round-off: over 6 seeds the
+        # float32 model was 0.7-4.4e-5 from its float64 twin, the default
+        # inference form 0.8-4.2e-5 and this form 0.9-4.1e-5. Measured
+        # against the float64 result, as the float32 model would be.
         x = images()
         truth = keras.ops.convert_to_numpy(
             _float64_twin(model, name, **kwargs)(x.astype("float64"), training=False)
         )
-        own = relative_error(keras.ops.convert_to_numpy(model(x, training=False)), truth)
         got = relative_error(keras.ops.convert_to_numpy(lean(x, training=False)), truth)
-        assert got < 2 * own + RELATIVE_TOLERANCE / 10
+        assert got < 10 * RELATIVE_TOLERANCE
     else:
         check_same_outputs(model, lean, images())
     blocks = _count(model, layers.ShuffleAttention)
