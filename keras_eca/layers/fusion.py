@@ -32,6 +32,9 @@ def shuffle_gated_residual(x, slope, offset, shortcut, jit_compile=False):
     >>> keras.ops.convert_to_numpy(out)[0, 0, 0].tolist()  # 2 * 0.5 + 1, 2 * 0 + 1
     [2.0, 1.0]
     """
+    x, slope, offset, shortcut = (
+        ops.convert_to_tensor(t) for t in (x, slope, offset, shortcut)
+    )
     if jit_compile and keras.backend.backend() == "tensorflow":
         from keras_eca import tensorflow_xla
 
