@@ -59,8 +59,9 @@ def export_saved_model(model, path, inference_form=True, xla=False):
         inference_form: bool. Export the inference form (default) or the
             model's own graph.
         xla: bool. Export the TensorFlow form of the inference form
-            (`inference_model(model, xla=True)`): every gate, residual add
-            and ReLU one XLA kernel, the fastest in TensorFlow on CPU. The
+            (`inference_model(model, xla=True)`): every SA layer, residual
+            add and ReLU one XLA kernel, SA's fastest form in TensorFlow on
+            CPU (channel-gate models export their default form). The
             SavedModel then needs XLA's JIT where it runs: TensorFlow's
             Python and C++ packages have it, TF Serving only with
             `--xla_cpu_compilation_enabled`; `to_tflite` converts it, but

@@ -270,11 +270,11 @@ class _Graph:
                 calls.add(means.key[:2])
         return calls
 
-    def residual_tails(self, readers):
+    def residual_tails(self):
         """`{gate name: (add name, ReLU name)}`: the gates whose only
         reader is a two-input `Add` whose only reader is a plain ReLU
         (not a model output), each layer called once."""
-        readers_of, calls = readers, self._readers()[1]
+        readers_of, calls = self._readers()
 
         def only_reader(name):
             if len(calls.get(name, [])) != 1:
@@ -302,7 +302,7 @@ class _Graph:
 
     def rebuild(self, name, xla=False):
         folds, readers = self.folds()
-        tails = self.residual_tails(readers) if xla else {}
+        tails = self.residual_tails() if xla else {}
         fused_adds = {add for add, _ in tails.values()}
         fused_relus = {relu for _, relu in tails.values()}
         norm_of_conv = {conv.name: norm for norm, conv in folds.items()}
